@@ -1,0 +1,50 @@
+"""Everything templates need, decided here in Python so templates only substitute."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .project import ProjectLayout
+from .spec import ModuleManifest, TemplateFile
+
+if TYPE_CHECKING:
+    from ..frameworks.base import FrameworkPlugin
+    from .kit import Kit
+
+
+def select_templates(
+    manifest: ModuleManifest, plugin: FrameworkPlugin, options: Mapping[str, Any]
+) -> list[TemplateFile]:
+    """Core templates whose `when:` holds, then the framework's adapter templates."""
+    core = [file for file in manifest.templates if file.when.holds(options)]
+    adapter = [file for file in plugin.adapter_templates() if file.when.holds(options)]
+    return core + adapter
+
+
+def build_context(
+    kit: Kit, layout: ProjectLayout, plugin: FrameworkPlugin, options: Mapping[str, Any], version: str
+) -> dict[str, Any]:
+    """The template context: plain, validated values only."""
+    return {
+        "package": layout.package,
+        "package_name": layout.package.rsplit(".", 1)[-1],
+        "source_root": layout.source_root,
+        "module_version": version,
+        "kit_version": kit.package_version,
+        "options": dict(options),
+        "adapter_exports": plugin.adapter_exports(),
+    }
+
+
+def requirements_for(manifest: ModuleManifest, options: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Pip requirements of the generated code (runtime, tests), from the dependency profiles."""
+    profiles = manifest.dependencies
+    wanted: list[str] = [*profiles.base, *profiles.frameworks.get(str(options["framework"]), ())]
+    for option, by_value in profiles.options.items():
+        value = options.get(option)
+        for chosen in value if isinstance(value, list) else [value]:
+            wanted.extend(by_value.get(str(chosen), ()))
+    runtime = list(dict.fromkeys(wanted))
+    tests = [req for req in dict.fromkeys(profiles.tests) if req not in runtime]
+    return runtime, tests

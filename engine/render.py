@@ -1,0 +1,78 @@
+"""One Jinja2 environment for every template; values arrive already validated."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ..errors import SpecError
+
+_SAFE_SCALARS = (str, int, bool, type(None))
+
+
+def python_literal(value: object) -> str:
+    """The only way option values reach Python source: as an inert literal.
+
+    Only plain scalars and lists/tuples of them are accepted; `repr` of those is
+    always a literal, so no option value can smuggle code into generated files.
+    """
+    if isinstance(value, float):
+        raise TypeError("floats are not option values")
+    if isinstance(value, _SAFE_SCALARS):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        items = ", ".join(python_literal(item) for item in value)
+        return f"[{items}]" if isinstance(value, list) else f"({items}{',' if len(value) == 1 else ''})"
+    raise TypeError(f"{type(value).__name__} cannot be rendered as a Python literal")
+
+
+def timedelta_literal(seconds: object) -> str:
+    """Seconds as a readable constructor: 5400 -> ``timedelta(hours=1, minutes=30)``."""
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 0:
+        raise TypeError(f"timedelta needs a non-negative integer number of seconds, got {seconds!r}")
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [
+        f"{unit}={amount}"
+        for unit, amount in (("days", days), ("hours", hours), ("minutes", minutes), ("seconds", secs))
+        if amount
+    ]
+    return f"timedelta({', '.join(parts)})" if parts else "timedelta(0)"
+
+
+class Renderer:
+    """Renders kit templates by name with StrictUndefined and kept trailing newlines."""
+
+    def __init__(self, templates_dir: Path) -> None:
+        self.templates_dir = templates_dir
+        self.environment = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(templates_dir)),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            autoescape=False,  # code, not HTML
+        )
+        self.environment.filters["py"] = python_literal
+        self.environment.filters["timedelta"] = timedelta_literal
+
+    def exists(self, name: str) -> bool:
+        """Whether the template file is in the kit."""
+        return (self.templates_dir / name).is_file()
+
+    def render(self, name: str, context: Mapping[str, Any]) -> str:
+        """Render one template; a template fault is a SpecError naming it."""
+        try:
+            return self.environment.get_template(name).render(context)
+        except jinja2.TemplateNotFound:
+            raise SpecError(self.templates_dir / name, "template not found") from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise SpecError(
+                self.templates_dir / name, f"template syntax error: {exc.message}", line=exc.lineno
+            ) from None
+        except (jinja2.UndefinedError, TypeError) as exc:
+            raise SpecError(self.templates_dir / name, f"template failed to render: {exc}") from None

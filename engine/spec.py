@@ -1,0 +1,387 @@
+"""The kit's two declarative files, loaded once and validated at the edge.
+
+`module.yaml` says what the module is (version, compatibility, docs, dependencies,
+core templates); `config/base.yaml` says what it asks (the option spec).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from .yamlfile import KeyPath, YamlDocument, load_yaml
+
+OptionType = Literal["string", "integer", "boolean", "choice", "multichoice"]
+OPTION_TYPES: tuple[OptionType, ...] = ("string", "integer", "boolean", "choice", "multichoice")
+DOC_KEYS = (
+    "overview",
+    "usage",
+    "advanced",
+    "monitoring",
+    "changelog",
+    "migration",
+    "troubleshooting",
+    "api-reference",
+)
+TARGETS = ("package", "tests")
+_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_REQUIREMENT = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9_,-]+\])?\s*([<>=!~]=?[^\s;]+(,\s*[<>=!~]=?[^\s,;]+)*)?$"
+)
+_VERSION_RANGE = re.compile(r"^([<>=!~]=?\s*[0-9][0-9a-zA-Z.*]*)(\s*,\s*[<>=!~]=?\s*[0-9][0-9a-zA-Z.*]*)*$")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """`when:` of an option or template: every clause must hold."""
+
+    clauses: tuple[tuple[str, str, Any], ...]  # (option, operator, operand)
+
+    def holds(self, values: Mapping[str, Any]) -> bool:
+        """Whether the condition is true for the resolved `values`."""
+        for option, operator, operand in self.clauses:
+            value = values.get(option)
+            if operator == "equals" and value != operand:
+                return False
+            if operator == "one_of" and value not in operand:
+                return False
+            if operator == "contains" and (not isinstance(value, list) or operand not in value):
+                return False
+        return True
+
+    def describe(self) -> str:
+        """Readable form for prompts and errors."""
+        words = {"equals": "is", "one_of": "is one of", "contains": "contains"}
+        return " and ".join(f"{name} {words[op]} {arg!r}" for name, op, arg in self.clauses)
+
+
+ALWAYS = Condition(())
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One generation option: its type, default, constraints, help and prompt."""
+
+    name: str
+    type: OptionType
+    default: Any
+    help: str
+    prompt: str
+    choices: tuple[str, ...] = ()
+    pattern: str | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    when: Condition = ALWAYS
+
+    def allowed(self) -> str:
+        """What values this option accepts, in words."""
+        if self.type in ("choice", "multichoice"):
+            many = "a comma-separated subset of" if self.type == "multichoice" else "one of"
+            return f"{many}: {', '.join(self.choices)}"
+        if self.type == "integer":
+            low = "-inf" if self.minimum is None else str(self.minimum)
+            high = "+inf" if self.maximum is None else str(self.maximum)
+            return f"an integer from {low} to {high}"
+        if self.type == "boolean":
+            return "true or false"
+        return f"a string matching {self.pattern}" if self.pattern else "a string"
+
+
+@dataclass(frozen=True)
+class OptionSpecSet:
+    """config/base.yaml: the ordered options of the module."""
+
+    path: Path
+    options: tuple[OptionSpec, ...]
+
+    def get(self, name: str) -> OptionSpec | None:
+        """The option called `name`, if any."""
+        return next((option for option in self.options if option.name == name), None)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every option name, in spec order."""
+        return tuple(option.name for option in self.options)
+
+
+@dataclass(frozen=True)
+class TemplateFile:
+    """A template and where its output goes (`package` or `tests` directory)."""
+
+    template: str
+    output: str
+    target: str = "package"
+    when: Condition = ALWAYS
+
+
+@dataclass(frozen=True)
+class DependencyProfiles:
+    """Pip requirements of the generated code, per framework and per option value."""
+
+    base: tuple[str, ...]
+    frameworks: Mapping[str, tuple[str, ...]]
+    options: Mapping[str, Mapping[str, tuple[str, ...]]]
+    tests: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ModuleManifest:
+    """module.yaml: the canonical metadata of the module."""
+
+    path: Path
+    name: str
+    version: str
+    summary: str
+    python: str
+    frameworks: Mapping[str, str]
+    documentation: Mapping[str, str]
+    dependencies: DependencyProfiles
+    templates: tuple[TemplateFile, ...]
+
+
+def load_manifest(path: Path) -> ModuleManifest:
+    """Load and validate module.yaml."""
+    doc = load_yaml(path)
+    root = _mapping(doc, (), doc.data)
+    _only(doc, (), root, {"name", "version", "summary", "compatibility", "documentation", "dependencies", "templates"})
+    name = _string(doc, ("name",), root.get("name"), pattern=_NAME, allowed="a lower-case identifier")
+    version = _string(doc, ("version",), root.get("version"), pattern=_SEMVER, allowed="a semantic version like 1.2.3")
+    summary = _string(doc, ("summary",), root.get("summary"))
+
+    compat = _mapping(doc, ("compatibility",), root.get("compatibility"))
+    _only(doc, ("compatibility",), compat, {"python", "frameworks"})
+    python = _string(
+        doc,
+        ("compatibility", "python"),
+        compat.get("python"),
+        pattern=_VERSION_RANGE,
+        allowed="a version range like >=3.11",
+    )
+    fw_map = _mapping(doc, ("compatibility", "frameworks"), compat.get("frameworks"))
+    frameworks = {
+        str(fw): _string(
+            doc,
+            ("compatibility", "frameworks", str(fw)),
+            spec,
+            pattern=_VERSION_RANGE,
+            allowed="a version range like >=0.110",
+        )
+        for fw, spec in fw_map.items()
+    }
+    if not frameworks:
+        raise doc.error(("compatibility", "frameworks"), "at least one framework is required")
+
+    docs = _mapping(doc, ("documentation",), root.get("documentation"))
+    _only(doc, ("documentation",), docs, set(DOC_KEYS))
+    documentation: dict[str, str] = {}
+    for key in DOC_KEYS:
+        if key not in docs:
+            raise doc.error(("documentation",), f"missing key {key!r}; required keys: {', '.join(DOC_KEYS)}")
+        rel = _string(doc, ("documentation", key), docs[key])
+        if not rel.startswith("docs/") or ".." in Path(rel).parts or not rel.endswith(".md"):
+            raise doc.error(("documentation", key), f"{rel!r} must be a .md file under docs/")
+        documentation[key] = rel
+
+    dependencies = _dependencies(doc, root.get("dependencies"), frameworks)
+    entries = _sequence(doc, ("templates",), root.get("templates"))
+    templates = tuple(_template_file(doc, ("templates", index), item) for index, item in enumerate(entries))
+    return ModuleManifest(path, name, version, summary, python, frameworks, documentation, dependencies, templates)
+
+
+def load_option_specs(path: Path) -> OptionSpecSet:
+    """Load and validate config/base.yaml."""
+    doc = load_yaml(path)
+    root = _mapping(doc, (), doc.data)
+    _only(doc, (), root, {"options"})
+    raw_options = _mapping(doc, ("options",), root.get("options"))
+    options = [_option(doc, str(name), raw) for name, raw in raw_options.items()]
+    names = {option.name for option in options}
+    by_name = {option.name: option for option in options}
+    for option in options:
+        for ref, _op, operand in option.when.clauses:
+            if ref not in names or ref == option.name:
+                raise doc.error(("options", option.name, "when"), f"refers to unknown option {ref!r}")
+            _check_operand(doc, ("options", option.name, "when", ref), by_name[ref], operand)
+    return OptionSpecSet(path, tuple(options))
+
+
+def parse_condition(doc: YamlDocument, key_path: KeyPath, raw: object) -> Condition:
+    """`{option: value}`, `{option: {one_of: [...]}}` or `{option: {contains: value}}`."""
+    if raw is None:
+        return ALWAYS
+    mapping = _mapping(doc, key_path, raw)
+    clauses: list[tuple[str, str, Any]] = []
+    for option, test in mapping.items():
+        if isinstance(test, dict):
+            if len(test) != 1 or next(iter(test)) not in ("one_of", "contains", "equals"):
+                raise doc.error((*key_path, str(option)), "a test must be one of: equals, one_of, contains")
+            operator, operand = next(iter(test.items()))
+            if operator == "one_of" and not isinstance(operand, list):
+                raise doc.error((*key_path, str(option)), "one_of takes a list")
+            clauses.append((str(option), str(operator), operand))
+        else:
+            clauses.append((str(option), "equals", test))
+    return Condition(tuple(clauses))
+
+
+def _option(doc: YamlDocument, name: str, raw: object) -> OptionSpec:
+    key = ("options", name)
+    if not _NAME.match(name):
+        raise doc.error(key, "option names are lower-case identifiers (a-z, 0-9, _)")
+    body = _mapping(doc, key, raw)
+    _only(doc, key, body, {"type", "default", "help", "prompt", "choices", "pattern", "min", "max", "when"})
+    kind = body.get("type")
+    if kind not in OPTION_TYPES:
+        raise doc.error((*key, "type"), f"{kind!r} is not a type; allowed: {', '.join(OPTION_TYPES)}")
+    help_text = _string(doc, (*key, "help"), body.get("help"))
+    prompt = _string(doc, (*key, "prompt"), body.get("prompt"))
+    choices: tuple[str, ...] = ()
+    if kind in ("choice", "multichoice"):
+        raw_choices = _sequence(doc, (*key, "choices"), body.get("choices"))
+        choices = tuple(_string(doc, (*key, "choices", i), c) for i, c in enumerate(raw_choices))
+        if not choices or len(set(choices)) != len(choices):
+            raise doc.error((*key, "choices"), "choices must be a non-empty list without repeats")
+    elif "choices" in body:
+        raise doc.error((*key, "choices"), f"choices are only for choice and multichoice, not {kind}")
+    pattern = None
+    if "pattern" in body:
+        if kind != "string":
+            raise doc.error((*key, "pattern"), "pattern is only for string options")
+        pattern = _string(doc, (*key, "pattern"), body["pattern"])
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise doc.error((*key, "pattern"), f"not a valid regular expression ({exc})") from None
+    bounds: dict[str, int | None] = {"min": None, "max": None}
+    for bound in bounds:
+        if bound in body:
+            if kind != "integer":
+                raise doc.error((*key, bound), f"{bound} is only for integer options")
+            value = body[bound]
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise doc.error((*key, bound), f"{value!r} is not an integer")
+            bounds[bound] = value
+    option = OptionSpec(
+        name=name,
+        type=kind,
+        default=None,
+        help=help_text,
+        prompt=prompt,
+        choices=choices,
+        pattern=pattern,
+        minimum=bounds["min"],
+        maximum=bounds["max"],
+        when=parse_condition(doc, (*key, "when"), body.get("when")),
+    )
+    if "default" not in body:
+        raise doc.error(key, "missing key 'default'")
+    _check_operand(doc, (*key, "default"), option, body["default"])
+    return replace(option, default=body["default"])
+
+
+def _check_operand(doc: YamlDocument, key_path: KeyPath, option: OptionSpec, value: object) -> None:
+    """Raise unless `value` (a default or a condition operand) suits `option`."""
+    from .options import validate_value  # late: options imports this module
+
+    candidates = value if isinstance(value, list) and option.type != "multichoice" else [value]
+    for candidate in candidates:
+        problem = validate_value(option, candidate)
+        if problem:
+            raise doc.error(key_path, problem)
+
+
+def _dependencies(doc: YamlDocument, raw: object, frameworks: Mapping[str, str]) -> DependencyProfiles:
+    key: KeyPath = ("dependencies",)
+    body = _mapping(doc, key, raw)
+    _only(doc, key, body, {"base", "frameworks", "options", "tests"})
+    fw_raw = _mapping(doc, (*key, "frameworks"), body.get("frameworks"))
+    for name in frameworks:
+        if name not in fw_raw:
+            raise doc.error((*key, "frameworks"), f"no requirements for framework {name!r}")
+    by_framework = {str(n): _requirements(doc, (*key, "frameworks", str(n)), r) for n, r in fw_raw.items()}
+    opt_raw = _mapping(doc, (*key, "options"), body.get("options", {}))
+    by_option = {
+        str(option): {
+            str(value): _requirements(doc, (*key, "options", str(option), str(value)), reqs)
+            for value, reqs in _mapping(doc, (*key, "options", str(option)), values).items()
+        }
+        for option, values in opt_raw.items()
+    }
+    return DependencyProfiles(
+        base=_requirements(doc, (*key, "base"), body.get("base")),
+        frameworks=by_framework,
+        options=by_option,
+        tests=_requirements(doc, (*key, "tests"), body.get("tests", [])),
+    )
+
+
+def _requirements(doc: YamlDocument, key_path: KeyPath, raw: object) -> tuple[str, ...]:
+    items = _sequence(doc, key_path, raw)
+    out = []
+    for index, item in enumerate(items):
+        text = _string(doc, (*key_path, index), item)
+        if not _REQUIREMENT.match(text):
+            raise doc.error((*key_path, index), f"{text!r} is not a pip requirement like 'fastapi>=0.110'")
+        out.append(text)
+    return tuple(out)
+
+
+def _template_file(doc: YamlDocument, key_path: KeyPath, raw: object) -> TemplateFile:
+    body = _mapping(doc, key_path, raw)
+    _only(doc, key_path, body, {"template", "output", "target", "when"})
+    template = _string(doc, (*key_path, "template"), body.get("template"))
+    output = _string(doc, (*key_path, "output"), body.get("output"))
+    target = body.get("target", "package")
+    if target not in TARGETS:
+        raise doc.error((*key_path, "target"), f"{target!r} is not allowed; use one of: {', '.join(TARGETS)}")
+    for field_name, value in (("template", template), ("output", output)):
+        parts = Path(value).parts
+        if Path(value).is_absolute() or ".." in parts or not parts:
+            raise doc.error((*key_path, field_name), f"{value!r} must be a relative path inside the kit")
+    return TemplateFile(template, output, str(target), parse_condition(doc, (*key_path, "when"), body.get("when")))
+
+
+def _mapping(doc: YamlDocument, key_path: KeyPath, raw: object) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        what = "the document" if not key_path else "this key"
+        raise doc.error(key_path, f"{what} must be a mapping, got {_kind(raw)}")
+    return {str(k): v for k, v in raw.items()}
+
+
+def _sequence(doc: YamlDocument, key_path: KeyPath, raw: object) -> Sequence[Any]:
+    if not isinstance(raw, list):
+        raise doc.error(key_path, f"must be a list, got {_kind(raw)}")
+    return raw
+
+
+def _string(
+    doc: YamlDocument, key_path: KeyPath, raw: object, *, pattern: re.Pattern[str] | None = None, allowed: str = ""
+) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise doc.error(key_path, f"must be a non-empty string, got {_kind(raw)}")
+    if pattern is not None and not pattern.match(raw):
+        raise doc.error(key_path, f"{raw!r} is not allowed; expected {allowed}")
+    return raw
+
+
+def _only(doc: YamlDocument, key_path: KeyPath, body: Mapping[str, Any], allowed: set[str]) -> None:
+    for key in body:
+        if key not in allowed:
+            raise doc.error((*key_path, key), f"unknown key; allowed keys: {', '.join(sorted(allowed))}")
+
+
+def _kind(raw: object) -> str:
+    if raw is None:
+        return "nothing"
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+    }.get(type(raw), type(raw).__name__)

@@ -1,0 +1,115 @@
+"""`modules vet`: validate the kit itself before anyone generates from it."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import KitError
+from .kit import Kit
+from .options import resolve
+from .project import ProjectLayout
+
+
+@dataclass
+class VetReport:
+    """Checks that passed and problems found, each a sentence."""
+
+    passed: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.problems else 0
+
+
+def vet(kit: Kit) -> VetReport:
+    """Run every check, collecting problems instead of stopping at the first."""
+    from ..frameworks import PLUGINS
+    from .context import build_context, select_templates
+
+    report = VetReport()
+    try:
+        manifest, spec = kit.manifest, kit.options
+        report.passed.append(f"{manifest.path.name} and {spec.path.relative_to(kit.root)} are valid")
+    except KitError as exc:
+        report.problems.append(str(exc))
+        return report
+    try:
+        report.passed.append(f"versions agree: {kit.check_versions()}")
+    except KitError as exc:
+        report.problems.append(str(exc))
+
+    for key, rel in manifest.documentation.items():
+        path = kit.root / rel
+        if not path.is_file() or not path.read_text(encoding="utf-8").strip():
+            report.problems.append(f"module.yaml: documentation.{key}: {rel} is missing or empty")
+    report.passed.append(f"documentation map resolves ({len(manifest.documentation)} files)")
+
+    _check_dependency_profiles(kit, report)
+
+    referenced: set[str] = set()
+    for name, plugin in sorted(PLUGINS.items()):
+        if name not in manifest.frameworks:
+            report.problems.append(f"framework plug-in {name!r} has no compatibility entry in module.yaml")
+        everything = [*manifest.templates, *plugin.adapter_templates()]
+        referenced.update(file.template for file in everything)
+        for file in everything:
+            if not kit.renderer.exists(file.template):
+                report.problems.append(f"{name}: template {file.template} does not exist under templates/")
+        if report.problems:
+            continue
+        defaults = dict(resolve(spec, assignments={"framework": name}).values)
+        with tempfile.TemporaryDirectory() as scratch:
+            layout = ProjectLayout(Path(scratch), "app.sessions", ".")
+            try:
+                context = build_context(kit, layout, plugin, defaults, manifest.version)
+                templates = select_templates(manifest, plugin, defaults)
+                for file in templates:
+                    text = kit.renderer.render(file.template, context)
+                    if file.output.endswith(".py"):
+                        compile(text, file.template, "exec")
+            except KitError as exc:
+                report.problems.append(f"{name}: {exc}")
+            except SyntaxError as exc:
+                report.problems.append(
+                    f"{name}: {exc.filename} renders to invalid Python: {exc.msg} (line {exc.lineno})"
+                )
+            else:
+                report.passed.append(f"{name}: {len(templates)} templates render with the defaults and compile")
+    orphans = sorted(
+        path.relative_to(kit.templates_dir).as_posix()
+        for path in kit.templates_dir.rglob("*.j2")
+        if path.relative_to(kit.templates_dir).as_posix() not in referenced
+    )
+    for orphan in orphans:
+        report.problems.append(f"templates/{orphan} is not referenced by module.yaml or any framework plug-in")
+    return report
+
+
+def _check_dependency_profiles(kit: Kit, report: VetReport) -> None:
+    spec = kit.options
+    for option_name, by_value in kit.manifest.dependencies.options.items():
+        option = spec.get(option_name)
+        if option is None:
+            report.problems.append(
+                f"module.yaml: dependencies.options.{option_name}: no such option in config/base.yaml"
+            )
+            continue
+        for value in by_value:
+            if value not in option.choices:
+                report.problems.append(
+                    f"module.yaml: dependencies.options.{option_name}.{value}: not a choice of {option_name}"
+                )
+        for choice in option.choices:
+            if choice not in by_value:
+                report.problems.append(f"module.yaml: dependencies.options.{option_name}: no entry for {choice!r}")
+    framework = spec.get("framework")
+    if framework is None:
+        report.problems.append("config/base.yaml: the framework option is missing")
+    else:
+        for choice in framework.choices:
+            if choice not in kit.manifest.frameworks:
+                report.problems.append(f"config/base.yaml: framework {choice!r} has no compatibility entry")
+    report.passed.append("dependency profiles cover every choice")

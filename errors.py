@@ -1,0 +1,66 @@
+"""Typed errors of the kit.
+
+KitError
+├── UserError            bad input; the CLI exits 2 and prints the message, never a traceback
+│   ├── SpecError        module.yaml or config/base.yaml is invalid (file, line, key)
+│   ├── OptionError      an option value is not allowed
+│   ├── AnswersFileError the --answers file cannot be read or parsed
+│   └── ProjectError     the project directory or package path cannot be used
+├── RefusedOverwrite     a file in the way was not written by session-kit (exit 1)
+├── VersionDrift         package, module.yaml and changelog versions disagree (exit 1)
+└── ApplyError           writing failed; the project was restored (exit 2)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class KitError(Exception):
+    """Root of every error session-kit reports to its user."""
+
+    exit_code = 2
+
+
+class UserError(KitError):
+    """Input the user can fix; shown without a traceback."""
+
+
+class SpecError(UserError):
+    """A kit YAML file breaks its schema."""
+
+    def __init__(self, path: Path | str, message: str, *, line: int | None = None, key: str = "") -> None:
+        self.path = str(path)
+        self.line = line
+        self.key = key
+        where = self.path if line is None else f"{self.path}:{line}"
+        prefix = f"{where}: {key}: " if key else f"{where}: "
+        super().__init__(prefix + message)
+
+
+class OptionError(UserError):
+    """An option value (from any source) is not allowed by the spec."""
+
+
+class AnswersFileError(UserError):
+    """The answers file is missing, unreadable or not a mapping."""
+
+
+class ProjectError(UserError):
+    """The project directory, layout or package path cannot be used."""
+
+
+class RefusedOverwrite(KitError):
+    """A file session-kit did not write, or the user edited, is in the way."""
+
+    exit_code = 1
+
+
+class VersionDrift(KitError):
+    """The kit's own versions disagree with each other."""
+
+    exit_code = 1
+
+
+class ApplyError(KitError):
+    """Writing into the project failed; every change was rolled back."""

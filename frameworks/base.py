@@ -1,0 +1,79 @@
+"""The framework plug-in boundary: what every framework adapter provides."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any, Protocol
+
+from ..engine.project import ProjectLayout
+from ..engine.render import Renderer
+from ..engine.spec import TemplateFile
+from ..overrides import GenerationHooks
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    """One output: project-relative path, exact bytes, and the template it came from."""
+
+    path: str
+    data: bytes
+    template: str
+
+
+class FrameworkPlugin(Protocol):
+    """A framework adapter. The session core is shared; a plugin adds only its adapter."""
+
+    name: str
+    display_name: str
+
+    def adapter_templates(self) -> Sequence[TemplateFile]:
+        """Framework-specific templates (middleware, dependencies, routes, tests)."""
+        ...
+
+    def adapter_exports(self) -> list[tuple[str, list[str]]]:
+        """(module, names) the generated package re-exports from the adapter."""
+        ...
+
+    def target_path(self, layout: ProjectLayout, file: TemplateFile) -> PurePosixPath:
+        """Project-relative output path of `file`."""
+        ...
+
+    def render(
+        self,
+        renderer: Renderer,
+        files: Sequence[TemplateFile],
+        context: Mapping[str, Any],
+        layout: ProjectLayout,
+        hooks: GenerationHooks,
+    ) -> list[RenderedFile]:
+        """Render `files`, calling the user's after-render hook on each."""
+        ...
+
+    def next_steps(self, layout: ProjectLayout) -> list[str]:
+        """What the user does after generation, in this framework's idiom."""
+        ...
+
+
+def standard_target(layout: ProjectLayout, file: TemplateFile) -> PurePosixPath:
+    """Package files go in the package directory, tests in the project's tests folder."""
+    base = layout.package_dir if file.target == "package" else layout.tests_dir
+    return base / file.output
+
+
+def render_files(
+    plugin: FrameworkPlugin,
+    renderer: Renderer,
+    files: Sequence[TemplateFile],
+    context: Mapping[str, Any],
+    layout: ProjectLayout,
+    hooks: GenerationHooks,
+) -> list[RenderedFile]:
+    """The rendering loop every plugin shares."""
+    rendered = []
+    for file in files:
+        path = str(plugin.target_path(layout, file))
+        text = hooks.after_render(path, renderer.render(file.template, context))
+        rendered.append(RenderedFile(path, text.encode("utf-8"), file.template))
+    return rendered

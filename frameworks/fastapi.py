@@ -1,0 +1,63 @@
+"""FastAPI: a pure ASGI middleware, a `SessionDep` dependency and `setup_sessions(app)`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import PurePosixPath
+from typing import Any
+
+from ..engine.project import ProjectLayout
+from ..engine.render import Renderer
+from ..engine.spec import TemplateFile
+from ..overrides import GenerationHooks
+from .base import RenderedFile, render_files, standard_target
+
+_ADAPTER = (
+    TemplateFile("fastapi/middleware.py.j2", "middleware.py"),
+    TemplateFile("fastapi/dependencies.py.j2", "dependencies.py"),
+    TemplateFile("fastapi/integration.py.j2", "integration.py"),
+    TemplateFile("tests/fastapi/conftest.py.j2", "conftest.py", target="tests"),
+    TemplateFile("tests/fastapi/test_session_lifecycle.py.j2", "test_session_lifecycle.py", target="tests"),
+    TemplateFile("tests/fastapi/test_session_cookies.py.j2", "test_session_cookies.py", target="tests"),
+    TemplateFile("tests/fastapi/test_memory_store.py.j2", "test_memory_store.py", target="tests"),
+    TemplateFile("tests/fastapi/test_session_settings.py.j2", "test_session_settings.py", target="tests"),
+)
+
+
+class FastAPIPlugin:
+    """The first framework; others implement the same `FrameworkPlugin` protocol."""
+
+    name = "fastapi"
+    display_name = "FastAPI"
+
+    def adapter_templates(self) -> Sequence[TemplateFile]:
+        return _ADAPTER
+
+    def adapter_exports(self) -> list[tuple[str, list[str]]]:
+        return [
+            ("dependencies", ["SessionDep", "get_session", "require_principal"]),
+            ("integration", ["setup_sessions"]),
+            ("middleware", ["SessionMiddleware"]),
+        ]
+
+    def target_path(self, layout: ProjectLayout, file: TemplateFile) -> PurePosixPath:
+        return standard_target(layout, file)
+
+    def render(
+        self,
+        renderer: Renderer,
+        files: Sequence[TemplateFile],
+        context: Mapping[str, Any],
+        layout: ProjectLayout,
+        hooks: GenerationHooks,
+    ) -> list[RenderedFile]:
+        return render_files(self, renderer, files, context, layout, hooks)
+
+    def next_steps(self, layout: ProjectLayout) -> list[str]:
+        return [
+            f"Mount it: `from {layout.package} import setup_sessions`, then `setup_sessions(app)` "
+            "right after `app = FastAPI()`.",
+            "Set SESSION_SECRET_KEY (at least 32 random characters) in the app's environment.",
+            f"Use it in a route: `async def view(session: SessionDep)` with `from {layout.package} import SessionDep`.",
+            f"Run the generated tests: `python -m pytest {layout.tests_dir}`.",
+        ]

@@ -1,0 +1,249 @@
+"""The generation workflow, top to bottom: load, resolve, render, plan, apply, record.
+
+The CLI is a thin layer over `generate()`; tests call it directly too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .engine.apply import Write, apply_writes
+from .engine.context import build_context, requirements_for, select_templates
+from .engine.kit import Kit
+from .engine.options import ResolvedOptions, parse_assignments, read_answers_file, resolve
+from .engine.plan import Action, FilePlan, build_plan
+from .engine.project import (
+    LOCK_NAME,
+    Lock,
+    LockedFile,
+    ModuleLock,
+    check_project_dir,
+    read_lock,
+    resolve_layout,
+    sha256,
+)
+from .engine.spec import OptionSpec, OptionSpecSet
+from .engine.state import VENDOR_RECORD
+from .errors import ProjectError, UserError
+from .frameworks import RenderedFile, get_plugin
+from .overrides import environment_overrides, load_hooks
+
+# Asks the user for one option; receives the spec and the value it would otherwise get.
+Prompter = Callable[[OptionSpec, Any], Any]
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """Everything `session-kit add module` was asked to do."""
+
+    project_dir: Path
+    module: str = "session"
+    framework: str | None = None
+    package: str | None = None
+    assignments: Sequence[str] = ()
+    answers_file: Path | None = None
+    force: bool = False
+    dry_run: bool = False
+    environ: Mapping[str, str] | None = None
+    prompter: Prompter | None = None
+    kit: Kit = field(default_factory=Kit)
+
+
+@dataclass(frozen=True)
+class GenerateReport:
+    """What happened (or would happen, for a dry run); serialisable for --json."""
+
+    module: str
+    version: str
+    framework: str
+    package: str
+    status: str
+    files: list[FilePlan]
+    options: Mapping[str, Any]
+    requirements: list[str]
+    test_requirements: list[str]
+    next_steps: list[str]
+    warnings: list[str]
+    dry_run: bool
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if any(plan.blocking for plan in self.files) else 0
+
+    def diff(self) -> str:
+        return "".join(plan.diff() for plan in self.files)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "module": self.module,
+            "version": self.version,
+            "framework": self.framework,
+            "package": self.package,
+            "status": self.status,
+            "dry_run": self.dry_run,
+            "exit_code": self.exit_code,
+            "files": [{"path": p.path, "action": p.action.value, "blocking": p.blocking} for p in self.files],
+            "options": dict(self.options),
+            "requirements": self.requirements,
+            "test_requirements": self.test_requirements,
+            "next_steps": self.next_steps,
+            "warnings": self.warnings,
+        }
+
+
+def generate(request: GenerateRequest) -> GenerateReport:
+    """Run the whole workflow for one module into one project."""
+    # 1. The kit: both YAML files valid, versions in agreement.
+    kit = request.kit
+    version = kit.check_versions()
+    manifest, spec = kit.manifest, kit.options
+    if request.module != manifest.name:
+        raise UserError(f"unknown module {request.module!r}; available modules: {manifest.name}")
+
+    # The project, and what an earlier run recorded there.
+    root = check_project_dir(request.project_dir)
+    _refuse_kit_tree(root, kit)
+    lock = read_lock(root)
+    previous = lock.modules.get(manifest.name) if lock else None
+    if previous and request.package and request.package != previous.package:
+        raise ProjectError(
+            f"the {manifest.name} module is already generated into package {previous.package} "
+            f"({root / LOCK_NAME}); re-run without --package or with --package {previous.package}"
+        )
+    layout = resolve_layout(root, request.package or (previous.package if previous else None))
+
+    # 2-3. Options: default < lock < answers file < SESSION_KIT_* < --set, then hooks.
+    env = environment_overrides(spec, request.environ)
+    answers = read_answers_file(request.answers_file, spec) if request.answers_file else {}
+    assignments = parse_assignments(list(request.assignments), spec)
+    if request.framework is not None:
+        get_plugin(request.framework)
+        assignments["framework"] = request.framework
+    layers: dict[str, Any] = {
+        "base": previous.options if previous else None,
+        "answers": answers,
+        "environment": env.values,
+        "assignments": assignments,
+        "warnings": env.warnings,
+    }
+    options = resolve(spec, **layers)
+    if request.prompter is not None:
+        options = _ask(spec, options, request.prompter, layers)
+    hooks = load_hooks(root, request.environ)
+    changes = hooks.before_render(options.values)
+    if changes:
+        options = resolve(spec, **{**layers, "assignments": {**assignments, **changes}})
+    framework = str(options.values["framework"])
+    if previous and previous.framework != framework:
+        raise ProjectError(
+            f"this project's {manifest.name} module was generated for {previous.framework}; "
+            f"a package holds one framework's module (asked for {framework})"
+        )
+    plugin = get_plugin(framework)
+
+    # 4-6. Render core + adapter through the framework plugin.
+    templates = select_templates(manifest, plugin, options.values)
+    context = build_context(kit, layout, plugin, options.values, version)
+    rendered = plugin.render(kit.renderer, templates, context, layout, hooks)
+    _refuse_kit_outputs(root, kit, rendered)
+
+    # 7. Plan against the disk and the previous lock.
+    plans = build_plan(root, rendered, previous, request.force)
+    requirements, test_requirements = requirements_for(manifest, options.values)
+    report = GenerateReport(
+        module=manifest.name,
+        version=version,
+        framework=framework,
+        package=layout.package,
+        status=_status(plans, previous, request.dry_run),
+        files=plans,
+        options=dict(options.values),
+        requirements=requirements,
+        test_requirements=test_requirements,
+        next_steps=plugin.next_steps(layout),
+        warnings=list(options.warnings),
+        dry_run=request.dry_run,
+    )
+    refused = any(plan.action is Action.REFUSE for plan in plans)
+    if request.dry_run or refused:
+        return report
+
+    # 8. Apply atomically: project files, vendor snapshot, record, lock.
+    module_lock = ModuleLock(
+        name=manifest.name,
+        version=version,
+        framework=framework,
+        package=layout.package,
+        options=dict(options.values),
+        files={p.path: LockedFile(p.accepted_sha256, sha256(p.file.data), p.file.template) for p in plans},
+    )
+    new_lock = Lock(version, {**(lock.modules if lock else {}), manifest.name: module_lock})
+    writes = _writes(root, plans, module_lock, new_lock)
+    if writes:
+        apply_writes(root, writes, environ=request.environ)
+    return report
+
+
+def _writes(root: Path, plans: list[FilePlan], module_lock: ModuleLock, lock: Lock) -> list[Write]:
+    """Only what differs from the disk, so an up-to-date project is not touched."""
+    writes: list[Write] = []
+    for plan in plans:
+        if plan.keeps_copy and plan.current is not None:
+            writes.append(Write(f"{plan.path}.orig", plan.current))
+        if plan.action.writes:
+            writes.append(Write(plan.path, plan.file.data))
+    vendor = module_lock.vendor
+    for plan in plans:
+        writes.append(Write(str(vendor / plan.path), plan.file.data))
+    record = json.dumps(module_lock.to_json(), indent=2, sort_keys=True) + "\n"
+    writes.append(Write(str(vendor / VENDOR_RECORD), record.encode("utf-8")))
+    writes.append(Write(LOCK_NAME, lock.text().encode("utf-8")))
+    return [write for write in writes if _differs(root, write)]
+
+
+def _differs(root: Path, write: Write) -> bool:
+    target = root / PurePosixPath(write.path)
+    return not target.is_file() or target.read_bytes() != write.data
+
+
+def _status(plans: list[FilePlan], previous: ModuleLock | None, dry_run: bool) -> str:
+    if any(plan.action is Action.REFUSE for plan in plans):
+        return "refused"
+    if all(not plan.action.writes for plan in plans):
+        return "up to date"
+    if dry_run:
+        return "dry run"
+    return "updated" if previous else "created"
+
+
+def _ask(
+    spec: OptionSpecSet, options: ResolvedOptions, prompter: Prompter, layers: Mapping[str, Any]
+) -> ResolvedOptions:
+    """Ask for each option whose condition holds, in spec order, re-checking as answers arrive."""
+    fixed = layers["assignments"]
+    answered: dict[str, Any] = {}
+    current = options
+    for option in spec.options:
+        if option.name in fixed or not option.when.holds(current.values):
+            continue
+        answered[option.name] = prompter(option, current.values[option.name])
+        current = resolve(spec, **{**layers, "assignments": {**fixed, **answered}})
+    return current
+
+
+def _refuse_kit_tree(root: Path, kit: Kit) -> None:
+    kit_root = kit.root.resolve()
+    if root == kit_root or kit_root in root.parents:
+        raise ProjectError(f"{root} is inside session-kit's own source tree ({kit_root}); choose another project")
+
+
+def _refuse_kit_outputs(root: Path, kit: Kit, rendered: Sequence[RenderedFile]) -> None:
+    kit_root = kit.root.resolve()
+    for file in rendered:
+        target = (root / file.path).resolve()
+        if kit_root in target.parents:
+            raise ProjectError(f"{file.path} would be written into session-kit's own tree ({kit_root})")
