@@ -19,10 +19,11 @@ FAULT_VARIABLE = "SESSION_KIT_FAULT_STEP"
 
 @dataclass(frozen=True)
 class Write:
-    """Bytes for one project-relative path."""
+    """Bytes for one project-relative path; `data=None` deletes the file."""
 
     path: str
-    data: bytes
+    data: bytes | None
+    mode: int | None = None  # None: keep the mode of the file it replaces, or the umask default
 
 
 class InjectedFault(RuntimeError):
@@ -62,6 +63,7 @@ class _Transaction:
         self.fault_at = fault_at
         self.step = 0
         self.created_dirs: list[Path] = []
+        self.removed_dirs: list[Path] = []
         self.replaced: list[tuple[Path, Path | None]] = []  # (target, backup or None if new)
         self.staging: Path | None = None
 
@@ -85,28 +87,48 @@ class _Transaction:
         self.make_dirs(self.root / STATE_DIR)
         self.staging = self.root / STATE_DIR / f".staging-{secrets.token_hex(6)}"
         self.staging.mkdir()
-        staged: list[tuple[Path, Path]] = []
+        staged: list[tuple[Path | None, Path]] = []
         for index, write in enumerate(writes):
             target = inside(self.root, write.path)
             if target.is_dir():
                 raise ProjectError(f"{write.path} is a directory; a file was expected")
+            if write.data is None:
+                staged.append((None, target))
+                continue
             stage = self.staging / f"{index}.new"
             stage.write_bytes(write.data)
-            if target.is_file():
+            if write.mode is not None:
+                os.chmod(stage, write.mode)
+            elif target.is_file():
                 os.chmod(stage, stat.S_IMODE(target.stat().st_mode))
             staged.append((stage, target))
         self.checkpoint()
-        for index, (stage, target) in enumerate(staged):
-            self.make_dirs(target.parent)
+        for index, (source, target) in enumerate(staged):
+            if source is None and not target.exists():
+                continue
             backup = None
             if target.exists():
                 backup = self.staging / f"{index}.old"
                 os.link(target, backup) if _same_device(target, backup.parent) else shutil.copy2(target, backup)
             self.replaced.append((target, backup))
-            os.replace(stage, target)
+            if source is None:
+                target.unlink()
+                self.remove_empty_parents(target.parent)
+            else:
+                self.make_dirs(target.parent)
+                os.replace(source, target)
             self.checkpoint()
 
+    def remove_empty_parents(self, directory: Path) -> None:
+        """Folders a deletion emptied go too, as they would after `git rm`."""
+        while directory != self.root and directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
+            self.removed_dirs.append(directory)
+            directory = directory.parent
+
     def roll_back(self) -> None:
+        for directory in reversed(self.removed_dirs):
+            directory.mkdir(exist_ok=True)
         for target, backup in reversed(self.replaced):
             if backup is not None and backup.exists():
                 os.replace(backup, target)
