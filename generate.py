@@ -21,6 +21,7 @@ from .engine.project import (
     Lock,
     LockedFile,
     ModuleLock,
+    ProjectLayout,
     check_project_dir,
     read_lock,
     resolve_layout,
@@ -29,7 +30,7 @@ from .engine.project import (
 from .engine.spec import OptionSpec, OptionSpecSet
 from .engine.state import VENDOR_RECORD
 from .errors import ProjectError, UserError
-from .frameworks import RenderedFile, get_plugin
+from .frameworks import FrameworkPlugin, RenderedFile, get_plugin
 from .overrides import environment_overrides, load_hooks
 
 # Asks the user for one option; receives the spec and the value it would otherwise get.
@@ -95,8 +96,23 @@ class GenerateReport:
         }
 
 
-def generate(request: GenerateRequest) -> GenerateReport:
-    """Run the whole workflow for one module into one project."""
+@dataclass(frozen=True)
+class Prepared:
+    """Steps 1-6 done: the kit loaded, options resolved, every file rendered in memory."""
+
+    kit: Kit
+    version: str
+    root: Path
+    lock: Lock | None
+    previous: ModuleLock | None
+    layout: ProjectLayout
+    options: ResolvedOptions
+    plugin: FrameworkPlugin
+    rendered: list[RenderedFile]
+
+
+def prepare(request: GenerateRequest, *, allow_framework_change: bool = False) -> Prepared:
+    """Load, resolve and render; nothing is written."""
     # 1. The kit: both YAML files valid, versions in agreement.
     kit = request.kit
     version = kit.check_versions()
@@ -138,10 +154,11 @@ def generate(request: GenerateRequest) -> GenerateReport:
     if changes:
         options = resolve(spec, **{**layers, "assignments": {**assignments, **changes}})
     framework = str(options.values["framework"])
-    if previous and previous.framework != framework:
+    if previous and previous.framework != framework and not allow_framework_change:
         raise ProjectError(
             f"this project's {manifest.name} module was generated for {previous.framework}; "
-            f"a package holds one framework's module (asked for {framework})"
+            f"a package holds one framework's module (asked for {framework}). "
+            f"Switch with `session-kit upgrade --set framework={framework}`."
         )
     plugin = get_plugin(framework)
 
@@ -150,38 +167,47 @@ def generate(request: GenerateRequest) -> GenerateReport:
     context = build_context(kit, layout, plugin, options.values, version)
     rendered = plugin.render(kit.renderer, templates, context, layout, hooks)
     _refuse_kit_outputs(root, kit, rendered)
+    return Prepared(kit, version, root, lock, previous, layout, options, plugin, rendered)
+
+
+def generate(request: GenerateRequest) -> GenerateReport:
+    """Run the whole workflow for one module into one project."""
+    prepared = prepare(request)
+    root, previous, layout, plugin = prepared.root, prepared.previous, prepared.layout, prepared.plugin
+    manifest = prepared.kit.manifest
+    values = dict(prepared.options.values)
 
     # 7. Plan against the disk and the previous lock.
-    plans = build_plan(root, rendered, previous, request.force)
-    requirements, test_requirements = requirements_for(manifest, options.values)
+    plans = build_plan(root, prepared.rendered, previous, request.force)
+    requirements, test_requirements = requirements_for(manifest, values)
     report = GenerateReport(
         module=manifest.name,
-        version=version,
-        framework=framework,
+        version=prepared.version,
+        framework=plugin.name,
         package=layout.package,
         status=_status(plans, previous, request.dry_run),
         files=plans,
-        options=dict(options.values),
+        options=values,
         requirements=requirements,
         test_requirements=test_requirements,
         next_steps=plugin.next_steps(layout),
-        warnings=list(options.warnings),
+        warnings=list(prepared.options.warnings),
         dry_run=request.dry_run,
     )
-    refused = any(plan.action is Action.REFUSE for plan in plans)
-    if request.dry_run or refused:
+    if request.dry_run or report.status == "refused":
         return report
 
     # 8. Apply atomically: project files, vendor snapshot, record, lock.
     module_lock = ModuleLock(
         name=manifest.name,
-        version=version,
-        framework=framework,
+        version=prepared.version,
+        framework=plugin.name,
         package=layout.package,
-        options=dict(options.values),
+        options=values,
         files={p.path: LockedFile(p.accepted_sha256, sha256(p.file.data), p.file.template) for p in plans},
     )
-    new_lock = Lock(version, {**(lock.modules if lock else {}), manifest.name: module_lock})
+    lock = prepared.lock
+    new_lock = Lock(prepared.version, {**(lock.modules if lock else {}), manifest.name: module_lock})
     writes = _writes(root, plans, module_lock, new_lock)
     if writes:
         apply_writes(root, writes, environ=request.environ)
