@@ -34,7 +34,9 @@ class _Hunk:
     side: str  # "ours" or "theirs"
 
 
-def merge3(base: bytes, ours: bytes, theirs: bytes, *, ours_label: str, base_label: str, theirs_label: str) -> MergeResult:
+def merge3(
+    base: bytes, ours: bytes, theirs: bytes, *, ours_label: str, base_label: str, theirs_label: str
+) -> MergeResult:
     """Merge `theirs`' changes to `base` into `ours`."""
     if ours == theirs or theirs == base:
         return MergeResult(ours, 0)
@@ -78,11 +80,7 @@ def has_conflict_markers(data: bytes) -> bool:
 
 def _hunks(base: Lines, other: Lines, side: str) -> list[_Hunk]:
     matcher = SequenceMatcher(None, base, other, autojunk=False)
-    return [
-        _Hunk(i1, i2, tuple(other[j1:j2]), side)
-        for tag, i1, i2, j1, j2 in matcher.get_opcodes()
-        if tag != "equal"
-    ]
+    return [_Hunk(i1, i2, tuple(other[j1:j2]), side) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"]
 
 
 def _groups(hunks: Sequence[_Hunk]) -> list[list[_Hunk]]:
