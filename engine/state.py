@@ -33,6 +33,11 @@ class VerifyReport:
     def exit_code(self) -> int:
         return 1 if self.findings else 0
 
+    def with_conflicts(self, paths: list[str]) -> VerifyReport:
+        """The same report plus files of an unfinished upgrade that still hold conflict markers."""
+        extra = [Finding(path, "conflict", "session") for path in paths]
+        return VerifyReport([*self.findings, *extra], self.checked)
+
     def to_json(self) -> dict[str, object]:
         return {
             "ok": not self.findings,

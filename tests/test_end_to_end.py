@@ -98,8 +98,10 @@ def client(sessions: ModuleType, clock: FakeClock) -> Iterator[Any]:
         session.destroy()
         return {"ok": True}
 
+    principal_dep = Depends(sessions.require_principal)
+
     @app.get("/me")
-    async def me(principal: Any = Depends(sessions.require_principal)) -> dict[str, str]:
+    async def me(principal: Any = principal_dep) -> dict[str, str]:
         return {"id": principal.id}
 
     with TestClient(app, base_url="https://testserver") as test_client:
@@ -121,7 +123,8 @@ def test_cli_reports_created_files_and_requirements(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "app/sessions/manager.py" in result.stdout
     assert "create" in result.stdout
-    assert "pip install" in result.stdout and "fastapi>=" in result.stdout
+    assert "pip install" in result.stdout
+    assert "fastapi>=" in result.stdout
     assert (tmp_path / ".session-kit" / "vendor" / "session" / "0.1.0" / "app" / "sessions" / "manager.py").is_file()
 
     again = _cli("add", "module", "session", "--yes", "--project-dir", str(tmp_path), cwd=tmp_path)
@@ -148,7 +151,8 @@ def test_login_rotates_the_id_and_the_old_cookie_is_dead(client: Any) -> None:
     anonymous = _session_cookie(client.get("/put/cart"))
     login = client.post("/login/alice")
     rotated = _session_cookie(login)
-    assert rotated is not None and anonymous is not None
+    assert rotated is not None
+    assert anonymous is not None
     assert rotated.split(".")[0] != anonymous.split(".")[0]
     assert client.get("/me").json() == {"id": "alice"}
     assert client.get("/get").json() == {"value": "cart"}  # data survives rotation
@@ -163,7 +167,8 @@ def test_logout_deletes_the_session_and_clears_the_cookie(client: Any) -> None:
     token = client.cookies.get("__Host-session")
     response = client.post("/logout")
     cleared = [h for h in response.headers.get_list("set-cookie") if h.startswith("__Host-session=")]
-    assert cleared and "Max-Age=0" in cleared[0]
+    assert cleared
+    assert "Max-Age=0" in cleared[0]
     client.cookies.clear()
     client.cookies.set("__Host-session", token, domain="testserver")
     assert client.get("/me").status_code == 401
@@ -180,7 +185,8 @@ def test_a_tampered_cookie_gives_a_fresh_session_never_an_error(client: Any) -> 
         response = client.get("/put/fresh")
         assert response.status_code == 200
         new_token = _session_cookie(response)
-        assert new_token is not None and new_token.split(".")[0] != session_id  # never adopts the client's id
+        assert new_token is not None
+        assert new_token.split(".")[0] != session_id
         client.cookies.clear()
 
 
@@ -226,7 +232,9 @@ def test_generated_code_passes_ruff_and_mypy_strict(project: Path) -> None:
         text=True,
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
-    fmt = subprocess.run([*ruff, "format", "--isolated", "--check", *targets], cwd=project, capture_output=True, text=True)
+    fmt = subprocess.run(
+        [*ruff, "format", "--isolated", "--check", *targets], cwd=project, capture_output=True, text=True
+    )
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
     types = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir", os.devnull, *targets],
