@@ -152,9 +152,10 @@ def continue_upgrade(project_dir: Path, *, environ: dict[str, str] | None = None
     lock_data = json.loads(pending["lock"])
     module = lock_data["modules"][pending["module"]]
     for rel in pending["conflicts"]:
+        entry = module["files"][rel]
         target = root / rel
-        if target.is_file():  # the resolved file is what the user accepts
-            module["files"][rel]["sha256"] = sha256(target.read_bytes())
+        if entry["sha256"] == "" and target.is_file():  # an accepted edit: its resolution is accepted too
+            entry["sha256"] = sha256(target.read_bytes())
     text = json.dumps(lock_data, indent=2, sort_keys=True) + "\n"
     apply_writes(root, [Write(LOCK_NAME, text.encode()), Write(str(PENDING), None)], environ=environ)
     return list(pending["conflicts"])
@@ -215,17 +216,29 @@ def diff(request: GenerateRequest) -> list[FileDiff]:
 
 
 def _locked_files(files: list[FileUpgrade], previous: ModuleLock) -> dict[str, LockedFile]:
+    """Generated hashes move to the new render; an accepted edit stays accepted through the merge.
+
+    A file the user edited keeps showing as modified in `verify` unless they had accepted their
+    edits (`modules lock --overwrite`) before the upgrade; then the merged result is accepted too.
+    """
     locked: dict[str, LockedFile] = {}
     for f in files:
         if f.generated is None:  # dropped by the kit: no longer a generated file
             continue
-        accepted = f.accepted
-        if f.outcome is Outcome.DELETED_BY_USER:
-            accepted_hash = previous.files[f.path].sha256  # still missing: verify keeps saying so
-        else:
-            accepted_hash = sha256(accepted) if accepted is not None else sha256(f.generated)
-        locked[f.path] = LockedFile(accepted_hash, sha256(f.generated), f.template)
+        generated = sha256(f.generated)
+        accepted = generated
+        before = previous.files.get(f.path)
+        if f.outcome is Outcome.DELETED_BY_USER and before is not None:
+            accepted = before.sha256  # still missing: verify keeps saying so
+        elif before is not None and f.current is not None and _accepted_edit(before, f.current):
+            result = f.accepted
+            accepted = sha256(result) if result is not None and f.outcome is not Outcome.CONFLICT else ""
+        locked[f.path] = LockedFile(accepted, generated, f.template)
     return locked
+
+
+def _accepted_edit(before: LockedFile, current: bytes) -> bool:
+    return before.sha256 != before.generated_sha256 and sha256(current) == before.sha256
 
 
 def _project_writes(files: list[FileUpgrade]) -> list[Write]:

@@ -202,10 +202,10 @@ def load_option_specs(path: Path) -> OptionSpecSet:
     names = {option.name for option in options}
     by_name = {option.name: option for option in options}
     for option in options:
-        for ref, _op, operand in option.when.clauses:
+        for ref, operator, operand in option.when.clauses:
             if ref not in names or ref == option.name:
                 raise doc.error(("options", option.name, "when"), f"refers to unknown option {ref!r}")
-            _check_operand(doc, ("options", option.name, "when", ref), by_name[ref], operand)
+            _check_condition(doc, ("options", option.name, "when", ref), by_name[ref], operator, operand)
     return OptionSpecSet(path, tuple(options))
 
 
@@ -284,14 +284,26 @@ def _option(doc: YamlDocument, name: str, raw: object) -> OptionSpec:
 
 
 def _check_operand(doc: YamlDocument, key_path: KeyPath, option: OptionSpec, value: object) -> None:
-    """Raise unless `value` (a default or a condition operand) suits `option`."""
+    """Raise unless `value` is a valid value of `option`."""
     from .options import validate_value  # late: options imports this module
 
-    candidates = value if isinstance(value, list) and option.type != "multichoice" else [value]
-    for candidate in candidates:
-        problem = validate_value(option, candidate)
-        if problem:
-            raise doc.error(key_path, problem)
+    problem = validate_value(option, value)
+    if problem:
+        raise doc.error(key_path, problem)
+
+
+def _check_condition(doc: YamlDocument, key_path: KeyPath, option: OptionSpec, operator: str, operand: object) -> None:
+    """Raise unless a `when:` test can ever hold for `option`."""
+    if operator == "contains":
+        if option.type != "multichoice":
+            raise doc.error(key_path, f"contains needs a multichoice option; {option.name} is a {option.type}")
+        if operand not in option.choices:
+            raise doc.error(
+                key_path, f"{operand!r} is not a choice of {option.name}; expected one of: {', '.join(option.choices)}"
+            )
+        return
+    for candidate in operand if operator == "one_of" and isinstance(operand, list) else [operand]:
+        _check_operand(doc, key_path, option, candidate)
 
 
 def _dependencies(doc: YamlDocument, raw: object, frameworks: Mapping[str, str]) -> DependencyProfiles:
