@@ -29,6 +29,7 @@ from .engine.project import (
 )
 from .engine.spec import OptionSpec, OptionSpecSet
 from .engine.state import VENDOR_RECORD
+from .engine.versions import version_key
 from .errors import ProjectError, UserError
 from .frameworks import FrameworkPlugin, RenderedFile, get_plugin
 from .overrides import environment_overrides, load_hooks
@@ -129,6 +130,11 @@ def prepare(request: GenerateRequest, *, allow_framework_change: bool = False) -
         raise ProjectError(
             f"the {manifest.name} module is already generated into package {previous.package} "
             f"({root / LOCK_NAME}); re-run without --package or with --package {previous.package}"
+        )
+    if previous and version_key(previous.version) > version_key(version):
+        raise ProjectError(
+            f"this project's {manifest.name} module is {previous.version}, newer than the installed kit's {version}; "
+            "upgrade session-kit (pip install -U session-kit) before changing it"
         )
     layout = resolve_layout(root, request.package or (previous.package if previous else None))
 

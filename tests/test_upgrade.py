@@ -15,7 +15,7 @@ from kitbuilder import all_templates, build_kit, new_project, snapshot, stand_in
 from session_kit.engine.kit import Kit
 from session_kit.engine.state import verify
 from session_kit.engine.upgrade import Outcome
-from session_kit.errors import ApplyError, RefusedOverwrite
+from session_kit.errors import ApplyError, ProjectError, RefusedOverwrite
 from session_kit.generate import GenerateRequest, generate
 from session_kit.upgrade import continue_upgrade, diff, pending_conflicts, rollback, upgrade
 
@@ -359,3 +359,13 @@ def test_random_edits_never_lose_a_user_line_and_apply_every_untouched_kit_chang
         assert (root / "app/sessions/mine.py").read_text() == "user file\n"
     assert all(t in {paths[n] for n in EDITABLE} for t in conflicts)
     assert set(all_templates(kit_v2))  # the kit copy is complete
+
+
+def test_a_project_from_a_newer_kit_is_not_downgraded(tmp_path: Path, kit_v1: Kit, kit_v2: Kit) -> None:
+    root = new_project(tmp_path / "newer")
+    generate(GenerateRequest(project_dir=root, kit=kit_v2))
+    before = snapshot(root)
+    for action in (generate, upgrade):
+        with pytest.raises(ProjectError, match=r"0\.2\.0, newer than the installed kit's 0\.1\.0"):
+            action(GenerateRequest(project_dir=root, kit=kit_v1))
+    assert snapshot(root) == before
