@@ -14,7 +14,7 @@ from typing import Any
 from .engine.apply import Write, apply_writes
 from .engine.context import build_context, requirements_for, select_templates
 from .engine.kit import Kit
-from .engine.options import ResolvedOptions, parse_assignments, read_answers_file, resolve
+from .engine.options import ResolvedOptions, check_hook_changes, parse_assignments, read_answers_file, resolve
 from .engine.plan import Action, FilePlan, build_plan
 from .engine.project import (
     LOCK_NAME,
@@ -138,7 +138,7 @@ def prepare(request: GenerateRequest, *, allow_framework_change: bool = False) -
         )
     layout = resolve_layout(root, request.package or (previous.package if previous else None))
 
-    # 2-3. Options: default < lock < answers file < SESSION_KIT_* < --set, then hooks.
+    # 2-3. Options: default < lock < answers file < SESSION_KIT_* < --set < before_render hook.
     env = environment_overrides(spec, request.environ)
     answers = read_answers_file(request.answers_file, spec) if request.answers_file else {}
     assignments = parse_assignments(list(request.assignments), spec)
@@ -158,7 +158,8 @@ def prepare(request: GenerateRequest, *, allow_framework_change: bool = False) -
     hooks = load_hooks(root, request.environ)
     changes = hooks.before_render(options.values)
     if changes:
-        options = resolve(spec, **{**layers, "assignments": {**assignments, **changes}})
+        check_hook_changes(changes, spec)
+        options = resolve(spec, **layers, hooks=changes)
     framework = str(options.values["framework"])
     if previous and previous.framework != framework and not allow_framework_change:
         raise ProjectError(
@@ -210,17 +211,31 @@ def generate(request: GenerateRequest) -> GenerateReport:
         framework=plugin.name,
         package=layout.package,
         options=values,
-        files={p.path: LockedFile(p.accepted_sha256, sha256(p.file.data), p.file.template) for p in plans},
+        files={p.path: _locked(p, previous) for p in plans},
     )
     lock = prepared.lock
     new_lock = Lock(prepared.version, {**(lock.modules if lock else {}), manifest.name: module_lock})
-    writes = _writes(root, plans, module_lock, new_lock)
+    writes = _writes(root, plans, previous, module_lock, new_lock)
     if writes:
         apply_writes(root, writes, environ=request.environ)
     return report
 
 
-def _writes(root: Path, plans: list[FilePlan], module_lock: ModuleLock, lock: Lock) -> list[Write]:
+def _locked(plan: FilePlan, previous: ModuleLock | None) -> LockedFile:
+    """The lock entry after this run.
+
+    A skipped (user-edited) file keeps its previous generated hash and vendor copy, so the
+    next upgrade still merges the kit's new content into it from the right base.
+    """
+    before = previous.files.get(plan.path) if previous else None
+    if plan.action is Action.SKIP_MODIFIED and before is not None:
+        return LockedFile(plan.accepted_sha256, before.generated_sha256, before.template)
+    return LockedFile(plan.accepted_sha256, sha256(plan.file.data), plan.file.template)
+
+
+def _writes(
+    root: Path, plans: list[FilePlan], previous: ModuleLock | None, module_lock: ModuleLock, lock: Lock
+) -> list[Write]:
     """Only what differs from the disk, so an up-to-date project is not touched."""
     writes: list[Write] = []
     for plan in plans:
@@ -230,11 +245,23 @@ def _writes(root: Path, plans: list[FilePlan], module_lock: ModuleLock, lock: Lo
             writes.append(Write(plan.path, plan.file.data))
     vendor = module_lock.vendor
     for plan in plans:
-        writes.append(Write(str(vendor / plan.path), plan.file.data))
+        base = plan.file.data
+        if plan.action is Action.SKIP_MODIFIED and previous is not None:
+            base = _vendor_bytes(root, previous, plan.path)  # a kept edit keeps its merge base
+        writes.append(Write(str(vendor / plan.path), base))
     record = json.dumps(module_lock.to_json(), indent=2, sort_keys=True) + "\n"
     writes.append(Write(str(vendor / VENDOR_RECORD), record.encode("utf-8")))
     writes.append(Write(LOCK_NAME, lock.text().encode("utf-8")))
     return [write for write in writes if _differs(root, write)]
+
+
+def _vendor_bytes(root: Path, module: ModuleLock, path: str) -> bytes:
+    source = root / module.vendor / path
+    if not source.is_file():
+        raise ProjectError(
+            f"{module.vendor / path} is missing; run `session-kit modules verify` and restore .session-kit/"
+        )
+    return source.read_bytes()
 
 
 def _differs(root: Path, write: Write) -> bool:

@@ -109,7 +109,7 @@ class FileHooks:
     def before_render(self, options: Mapping[str, Any]) -> Mapping[str, Any]:
         if self.before is None:
             return {}
-        changes = self.before(dict(options))
+        changes = self._call("before_render", self.before, dict(options))
         if changes is None:
             return {}
         if not isinstance(changes, Mapping):
@@ -119,10 +119,16 @@ class FileHooks:
     def after_render(self, path: str, text: str) -> str:
         if self.after is None:
             return text
-        result = self.after(path, text)
+        result = self._call(f"after_render({path!r})", self.after, path, text)
         if not isinstance(result, str):
             raise ProjectError(f"{self.source}: after_render({path!r}) must return the text to write")
         return result
+
+    def _call(self, label: str, hook: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return hook(*args)
+        except Exception as exc:  # the user's code: report, never a traceback
+            raise ProjectError(f"{self.source}: {label} failed: {type(exc).__name__}: {exc}") from None
 
 
 def load_hooks(project_dir: Path, environ: Mapping[str, str] | None = None) -> GenerationHooks:

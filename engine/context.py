@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..errors import SpecError
 from .project import ProjectLayout
 from .spec import ModuleManifest, TemplateFile
 
@@ -19,7 +20,19 @@ def select_templates(
     """Core templates whose `when:` holds, then the framework's adapter templates."""
     core = [file for file in manifest.templates if file.when.holds(options)]
     adapter = [file for file in plugin.adapter_templates() if file.when.holds(options)]
-    return core + adapter
+    selected = core + adapter
+    # Two templates for one output would silently overwrite each other; their conditions must exclude.
+    seen: dict[tuple[str, str], str] = {}
+    for file in selected:
+        key = (file.target, file.output)
+        if key in seen:
+            raise SpecError(
+                manifest.path,
+                f"templates {seen[key]} and {file.template} both write {file.output} in the {file.target} folder "
+                "with these options; make their when: conditions exclusive",
+            )
+        seen[key] = file.template
+    return selected
 
 
 def build_context(

@@ -40,7 +40,7 @@ class Kit:
 
     @cached_property
     def manifest(self) -> ModuleManifest:
-        return load_manifest(self.root / "module.yaml")
+        return load_manifest(self.root / "module.yaml", self.options)
 
     @cached_property
     def options(self) -> OptionSpecSet:

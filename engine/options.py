@@ -1,6 +1,7 @@
 """Resolve option values from every source, in order, and validate each once.
 
-Precedence, lowest first: spec default < answers file < SESSION_KIT_* environment < --set.
+Precedence, lowest first: spec default < the project's lock < answers file < SESSION_KIT_*
+environment < --set < the project's before_render hook.
 """
 
 from __future__ import annotations
@@ -101,6 +102,14 @@ def parse_assignments(pairs: list[str], spec: OptionSpecSet) -> dict[str, Any]:
     return values
 
 
+def check_hook_changes(changes: Mapping[str, Any], spec: OptionSpecSet) -> None:
+    """OptionError for a before_render change to an option that does not exist (resolve would drop it)."""
+    for key in changes:
+        if spec.get(str(key)) is None:
+            hint = _hint(str(key), spec)
+            raise OptionError(f"before_render returned unknown option {key!r}{hint}; options: {', '.join(spec.names)}")
+
+
 def read_answers_file(path: Path, spec: OptionSpecSet) -> dict[str, Any]:
     """Option values from a YAML answers file; unknown keys are an error naming the line."""
     doc = load_yaml(path, error_type=AnswersFileError)
@@ -130,16 +139,24 @@ def resolve(
     environment: Mapping[str, Any] | None = None,
     assignments: Mapping[str, Any] | None = None,
     base: Mapping[str, Any] | None = None,
+    hooks: Mapping[str, Any] | None = None,
     warnings: tuple[str, ...] = (),
 ) -> ResolvedOptions:
     """Merge the sources in precedence order, then validate every value.
 
     `base` (values recorded in a project's lock) sits between the spec default and
-    the answers file, so re-running keeps the project's earlier choices.
+    the answers file, so re-running keeps the project's earlier choices; `hooks`
+    (before_render's changes) come last, as the hook sees every other value.
     """
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    layers = (("lock", base), ("answers", answers), ("environment", environment), ("--set", assignments))
+    layers = (
+        ("lock", base),
+        ("answers", answers),
+        ("environment", environment),
+        ("--set", assignments),
+        ("hooks", hooks),
+    )
     for option in spec.options:
         values[option.name] = option.default
         sources[option.name] = "default"
@@ -153,7 +170,7 @@ def resolve(
             raise OptionError(f"{problem} (from {sources[option.name]})")
     notes = list(warnings)
     for option in spec.options:
-        if sources[option.name] in ("--set", "environment", "answers") and not option.when.holds(values):
+        if sources[option.name] in ("--set", "environment", "answers", "hooks") and not option.when.holds(values):
             notes.append(f"{option.name} is ignored because its condition does not hold ({option.when.describe()})")
     return ResolvedOptions(values, sources, tuple(notes))
 
@@ -161,5 +178,6 @@ def resolve(
 def _hint(name: str, spec: OptionSpecSet) -> str:
     from difflib import get_close_matches
 
-    close = get_close_matches(name, spec.names, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    # difflib misses short prefixes ("ttl" for ttl_seconds), so fall back to a unique containing name.
+    close = get_close_matches(name, spec.names, n=1) or [n for n in spec.names if name and name in n]
+    return f" (did you mean {close[0]!r}?)" if len(close) == 1 else ""

@@ -80,7 +80,8 @@ def build_plan(
         disk_hash = sha256(current)
         if disk_hash == new_hash:
             plans.append(FilePlan(file, Action.UNCHANGED, current, new_hash))
-        elif locked is not None and disk_hash in (locked.sha256, locked.generated_sha256):
+        elif locked is not None and disk_hash == locked.generated_sha256:
+            # Exactly what was generated. An accepted edit (`modules lock --overwrite`) is still the user's code.
             plans.append(FilePlan(file, Action.UPDATE, current, new_hash))
         elif force:
             plans.append(FilePlan(file, Action.OVERWRITE, current, new_hash))

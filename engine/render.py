@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ def python_literal(value: object) -> str:
     """
     if isinstance(value, float):
         raise TypeError("floats are not option values")
-    if isinstance(value, _SAFE_SCALARS):
+    if type(value) in _SAFE_SCALARS:  # exactly: a subclass (a hook's str or IntEnum) may override __repr__
         return repr(value)
     if isinstance(value, list | tuple):
         items = ", ".join(python_literal(item) for item in value)
@@ -44,6 +44,17 @@ def timedelta_literal(seconds: object) -> str:
     return f"timedelta({', '.join(parts)})" if parts else "timedelta(0)"
 
 
+def _defined(convert: Callable[[object], str]) -> Callable[[object], str]:
+    """Filters receive undefined values too: fail with Jinja's "'x' is undefined", not a type error."""
+
+    def apply(value: object) -> str:
+        if isinstance(value, jinja2.Undefined):
+            value._fail_with_undefined_error()
+        return convert(value)
+
+    return apply
+
+
 class Renderer:
     """Renders kit templates by name with StrictUndefined and kept trailing newlines."""
 
@@ -57,8 +68,8 @@ class Renderer:
             lstrip_blocks=True,
             autoescape=False,  # code, not HTML
         )
-        self.environment.filters["py"] = python_literal
-        self.environment.filters["timedelta"] = timedelta_literal
+        self.environment.filters["py"] = _defined(python_literal)
+        self.environment.filters["timedelta"] = _defined(timedelta_literal)
 
     def exists(self, name: str) -> bool:
         """Whether the template file is in the kit."""

@@ -27,12 +27,15 @@ DOC_KEYS = (
     "api-reference",
 )
 TARGETS = ("package", "tests")
-_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$")
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# Patterns are applied with fullmatch: `$` alone would let a trailing newline through.
+_SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?")
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+# Only pip's own comparison operators, each followed by a version ("fastapi=1" or "fastapi==" are not requirements).
+_SPECIFIER = r"(?:===|==|!=|~=|<=|>=|<|>)\s*[0-9][0-9A-Za-z.*+!-]*"
+_VERSION_RANGE = re.compile(rf"{_SPECIFIER}(?:\s*,\s*{_SPECIFIER})*")
 _REQUIREMENT = re.compile(
-    r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9_,-]+\])?\s*([<>=!~]=?[^\s;]+(,\s*[<>=!~]=?[^\s,;]+)*)?$"
+    rf"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?:\[[A-Za-z0-9_,-]+\])?\s*(?:{_VERSION_RANGE.pattern})?"
 )
-_VERSION_RANGE = re.compile(r"^([<>=!~]=?\s*[0-9][0-9a-zA-Z.*]*)(\s*,\s*[<>=!~]=?\s*[0-9][0-9a-zA-Z.*]*)*$")
 
 
 @dataclass(frozen=True)
@@ -143,8 +146,8 @@ class ModuleManifest:
     templates: tuple[TemplateFile, ...]
 
 
-def load_manifest(path: Path) -> ModuleManifest:
-    """Load and validate module.yaml."""
+def load_manifest(path: Path, options: OptionSpecSet | None = None) -> ModuleManifest:
+    """Load and validate module.yaml; with `options`, template conditions are checked against them."""
     doc = load_yaml(path)
     root = _mapping(doc, (), doc.data)
     _only(doc, (), root, {"name", "version", "summary", "compatibility", "documentation", "dependencies", "templates"})
@@ -189,6 +192,10 @@ def load_manifest(path: Path) -> ModuleManifest:
     dependencies = _dependencies(doc, root.get("dependencies"), frameworks)
     entries = _sequence(doc, ("templates",), root.get("templates"))
     templates = tuple(_template_file(doc, ("templates", index), item) for index, item in enumerate(entries))
+    if options is not None:  # a typo in a template's `when:` would otherwise drop the file silently
+        by_name = {option.name: option for option in options.options}
+        for index, file in enumerate(templates):
+            _check_when(doc, ("templates", index, "when"), file.when, by_name)
     return ModuleManifest(path, name, version, summary, python, frameworks, documentation, dependencies, templates)
 
 
@@ -199,13 +206,9 @@ def load_option_specs(path: Path) -> OptionSpecSet:
     _only(doc, (), root, {"options"})
     raw_options = _mapping(doc, ("options",), root.get("options"))
     options = [_option(doc, str(name), raw) for name, raw in raw_options.items()]
-    names = {option.name for option in options}
     by_name = {option.name: option for option in options}
     for option in options:
-        for ref, operator, operand in option.when.clauses:
-            if ref not in names or ref == option.name:
-                raise doc.error(("options", option.name, "when"), f"refers to unknown option {ref!r}")
-            _check_condition(doc, ("options", option.name, "when", ref), by_name[ref], operator, operand)
+        _check_when(doc, ("options", option.name, "when"), option.when, by_name, owner=option.name)
     return OptionSpecSet(path, tuple(options))
 
 
@@ -220,8 +223,8 @@ def parse_condition(doc: YamlDocument, key_path: KeyPath, raw: object) -> Condit
             if len(test) != 1 or next(iter(test)) not in ("one_of", "contains", "equals"):
                 raise doc.error((*key_path, str(option)), "a test must be one of: equals, one_of, contains")
             operator, operand = next(iter(test.items()))
-            if operator == "one_of" and not isinstance(operand, list):
-                raise doc.error((*key_path, str(option)), "one_of takes a list")
+            if operator == "one_of" and (not isinstance(operand, list) or not operand):
+                raise doc.error((*key_path, str(option)), "one_of takes a non-empty list")
             clauses.append((str(option), str(operator), operand))
         else:
             clauses.append((str(option), "equals", test))
@@ -230,7 +233,7 @@ def parse_condition(doc: YamlDocument, key_path: KeyPath, raw: object) -> Condit
 
 def _option(doc: YamlDocument, name: str, raw: object) -> OptionSpec:
     key = ("options", name)
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise doc.error(key, "option names are lower-case identifiers (a-z, 0-9, _)")
     body = _mapping(doc, key, raw)
     _only(doc, key, body, {"type", "default", "help", "prompt", "choices", "pattern", "min", "max", "when"})
@@ -265,6 +268,9 @@ def _option(doc: YamlDocument, name: str, raw: object) -> OptionSpec:
             if not isinstance(value, int) or isinstance(value, bool):
                 raise doc.error((*key, bound), f"{value!r} is not an integer")
             bounds[bound] = value
+    low, high = bounds["min"], bounds["max"]
+    if low is not None and high is not None and low > high:
+        raise doc.error((*key, "min"), f"{low} must not be greater than max ({high})")
     option = OptionSpec(
         name=name,
         type=kind,
@@ -290,6 +296,25 @@ def _check_operand(doc: YamlDocument, key_path: KeyPath, option: OptionSpec, val
     problem = validate_value(option, value)
     if problem:
         raise doc.error(key_path, problem)
+
+
+def _check_when(
+    doc: YamlDocument,
+    key_path: KeyPath,
+    condition: Condition,
+    options: Mapping[str, OptionSpec],
+    owner: str | None = None,
+) -> None:
+    """Raise unless every clause names another option and can hold for it."""
+    for ref, operator, operand in condition.clauses:
+        clause_path = (*key_path, ref)
+        if ref == owner:
+            raise doc.error(clause_path, "an option cannot depend on itself")
+        option = options.get(ref)
+        if option is None:
+            known = ", ".join(name for name in options if name != owner)
+            raise doc.error(clause_path, f"refers to unknown option {ref!r}; options: {known}")
+        _check_condition(doc, clause_path, option, operator, operand)
 
 
 def _check_condition(doc: YamlDocument, key_path: KeyPath, option: OptionSpec, operator: str, operand: object) -> None:
@@ -336,7 +361,7 @@ def _requirements(doc: YamlDocument, key_path: KeyPath, raw: object) -> tuple[st
     out = []
     for index, item in enumerate(items):
         text = _string(doc, (*key_path, index), item)
-        if not _REQUIREMENT.match(text):
+        if not _REQUIREMENT.fullmatch(text):
             raise doc.error((*key_path, index), f"{text!r} is not a pip requirement like 'fastapi>=0.110'")
         out.append(text)
     return tuple(out)
@@ -374,8 +399,9 @@ def _string(
     doc: YamlDocument, key_path: KeyPath, raw: object, *, pattern: re.Pattern[str] | None = None, allowed: str = ""
 ) -> str:
     if not isinstance(raw, str) or not raw.strip():
-        raise doc.error(key_path, f"must be a non-empty string, got {_kind(raw)}")
-    if pattern is not None and not pattern.match(raw):
+        wanted = f" ({allowed})" if allowed else ""  # YAML reads `version: 1.2` as a number: say what was meant
+        raise doc.error(key_path, f"must be a non-empty string{wanted}, got {_kind(raw)}")
+    if pattern is not None and not pattern.fullmatch(raw):
         raise doc.error(key_path, f"{raw!r} is not allowed; expected {allowed}")
     return raw
 

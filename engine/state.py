@@ -81,7 +81,7 @@ def _unexpected(root: Path, module: ModuleLock) -> list[Finding]:
     """Files inside the generated folders or the vendor snapshot that the lock does not know."""
     recorded = set(module.files)
     folders = {PurePosixPath(rel).parent for rel in recorded}
-    # Only the deepest common folders the module owns: its package and test folders.
+    # Only the topmost folders the module owns (its package and test folders); their subfolders are walked.
     owned = {folder for folder in folders if not any(folder != other and other in folder.parents for other in folders)}
     found: list[Finding] = []
     for folder in sorted(owned):
@@ -133,20 +133,27 @@ def _modules_from_vendor(root: Path) -> dict[str, ModuleLock]:
         return modules
     for module_dir in sorted(p for p in vendor_base.iterdir() if p.is_dir()):
         records = sorted(module_dir.glob(f"*/{VENDOR_RECORD}"), key=lambda p: _semver_key(p.parent.name))
-        if not records:
-            continue
-        raw = json.loads(records[-1].read_text(encoding="utf-8"))
-        modules[module_dir.name] = ModuleLock(
-            name=module_dir.name,
+        if records:
+            modules[module_dir.name] = _read_vendor_record(module_dir.name, records[-1])
+    return modules
+
+
+def _read_vendor_record(name: str, path: Path) -> ModuleLock:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return ModuleLock(
+            name=name,
             version=str(raw["version"]),
             framework=str(raw["framework"]),
             package=str(raw["package"]),
             options=dict(raw["options"]),
             files={
-                rel: LockedFile(e["sha256"], e["generated_sha256"], e["template"]) for rel, e in raw["files"].items()
+                str(rel): LockedFile(str(e["sha256"]), str(e["generated_sha256"]), str(e["template"]))
+                for rel, e in raw["files"].items()
             },
         )
-    return modules
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ProjectError(f"{path}: damaged vendor record ({exc!r}); restore it from version control") from None
 
 
 def _semver_key(version: str) -> tuple[int, ...]:

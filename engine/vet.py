@@ -5,11 +5,15 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import KitError
 from .kit import Kit
 from .options import resolve
 from .project import ProjectLayout
+
+if TYPE_CHECKING:
+    from ..frameworks.base import FrameworkPlugin
 
 
 @dataclass
@@ -27,7 +31,6 @@ class VetReport:
 def vet(kit: Kit) -> VetReport:
     """Run every check, collecting problems instead of stopping at the first."""
     from ..frameworks import PLUGINS
-    from .context import build_context, select_templates
 
     report = VetReport()
     try:
@@ -41,11 +44,14 @@ def vet(kit: Kit) -> VetReport:
     except KitError as exc:
         report.problems.append(str(exc))
 
-    for key, rel in manifest.documentation.items():
-        path = kit.root / rel
-        if not path.is_file() or not path.read_text(encoding="utf-8").strip():
-            report.problems.append(f"module.yaml: documentation.{key}: {rel} is missing or empty")
-    report.passed.append(f"documentation map resolves ({len(manifest.documentation)} files)")
+    missing_docs = [
+        f"module.yaml: documentation.{key}: {rel} is missing or empty"
+        for key, rel in manifest.documentation.items()
+        if not (kit.root / rel).is_file() or not (kit.root / rel).read_text(encoding="utf-8").strip()
+    ]
+    report.problems.extend(missing_docs)
+    if not missing_docs:
+        report.passed.append(f"documentation map resolves ({len(manifest.documentation)} files)")
 
     _check_dependency_profiles(kit, report)
 
@@ -55,29 +61,10 @@ def vet(kit: Kit) -> VetReport:
             report.problems.append(f"framework plug-in {name!r} has no compatibility entry in module.yaml")
         everything = [*manifest.templates, *plugin.adapter_templates()]
         referenced.update(file.template for file in everything)
-        for file in everything:
-            if not kit.renderer.exists(file.template):
-                report.problems.append(f"{name}: template {file.template} does not exist under templates/")
-        if report.problems:
-            continue
-        defaults = dict(resolve(spec, assignments={"framework": name}).values)
-        with tempfile.TemporaryDirectory() as scratch:
-            layout = ProjectLayout(Path(scratch), "app.sessions", ".")
-            try:
-                context = build_context(kit, layout, plugin, defaults, manifest.version)
-                templates = select_templates(manifest, plugin, defaults)
-                for file in templates:
-                    text = kit.renderer.render(file.template, context)
-                    if file.output.endswith(".py"):
-                        compile(text, file.template, "exec")
-            except KitError as exc:
-                report.problems.append(f"{name}: {exc}")
-            except SyntaxError as exc:
-                report.problems.append(
-                    f"{name}: {exc.filename} renders to invalid Python: {exc.msg} (line {exc.lineno})"
-                )
-            else:
-                report.passed.append(f"{name}: {len(templates)} templates render with the defaults and compile")
+        missing = sorted({file.template for file in everything if not kit.renderer.exists(file.template)})
+        for template in missing:
+            report.problems.append(f"{name}: template {template} does not exist under templates/")
+        _check_rendering(kit, name, plugin, set(missing), report)
     orphans = sorted(
         path.relative_to(kit.templates_dir).as_posix()
         for path in kit.templates_dir.rglob("*.j2")
@@ -88,7 +75,42 @@ def vet(kit: Kit) -> VetReport:
     return report
 
 
+def _check_rendering(kit: Kit, name: str, plugin: FrameworkPlugin, missing: set[str], report: VetReport) -> None:
+    """Render every template the defaults select and compile the Python ones; one problem per failure.
+
+    Other problems (docs, versions, a missing template) do not stop this check: vet collects them all.
+    """
+    from .context import build_context, select_templates
+
+    problems = len(report.problems)
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            defaults = dict(resolve(kit.options, assignments={"framework": name}).values)
+            layout = ProjectLayout(Path(scratch), "app.sessions", ".")
+            context = build_context(kit, layout, plugin, defaults, kit.manifest.version)
+            templates = select_templates(kit.manifest, plugin, defaults)
+        except KitError as exc:
+            report.problems.append(f"{name}: {exc}")
+            return
+        for file in templates:
+            if file.template in missing:
+                continue
+            try:
+                text = kit.renderer.render(file.template, context)
+                if file.output.endswith(".py"):
+                    compile(text, file.template, "exec")
+            except KitError as exc:
+                report.problems.append(f"{name}: {exc}")
+            except SyntaxError as exc:
+                report.problems.append(
+                    f"{name}: {exc.filename} renders to invalid Python: {exc.msg} (line {exc.lineno})"
+                )
+    if len(report.problems) == problems and not missing:
+        report.passed.append(f"{name}: {len(templates)} templates render with the defaults and compile")
+
+
 def _check_dependency_profiles(kit: Kit, report: VetReport) -> None:
+    problems = len(report.problems)
     spec = kit.options
     for option_name, by_value in kit.manifest.dependencies.options.items():
         option = spec.get(option_name)
@@ -112,4 +134,5 @@ def _check_dependency_profiles(kit: Kit, report: VetReport) -> None:
         for choice in framework.choices:
             if choice not in kit.manifest.frameworks:
                 report.problems.append(f"config/base.yaml: framework {choice!r} has no compatibility entry")
-    report.passed.append("dependency profiles cover every choice")
+    if len(report.problems) == problems:
+        report.passed.append("dependency profiles cover every choice")

@@ -78,10 +78,11 @@ def _index(
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node)
             line = key_node.start_mark.line + 1
-            if key in seen:
-                raise _error(error_type, path, f"duplicate key {key!r}", line)
-            seen.add(key)
             child = (*key_path, str(key))
+            if key in seen:
+                dotted = ".".join(str(part) for part in child)
+                raise _error(error_type, path, "duplicate key; each key may appear only once", line, dotted)
+            seen.add(key)
             lines[child] = line
             _index(value_node, child, lines, loader, path, error_type)
     elif isinstance(node, yaml.SequenceNode):
@@ -89,8 +90,8 @@ def _index(
             _index(item, (*key_path, index), lines, loader, path, error_type)
 
 
-def _error(error_type: type[UserError], path: Path, message: str, line: int | None) -> UserError:
+def _error(error_type: type[UserError], path: Path, message: str, line: int | None, key: str = "") -> UserError:
     if issubclass(error_type, SpecError):
-        return error_type(path, message, line=line)
+        return error_type(path, message, line=line, key=key)
     where = str(path) if line is None else f"{path}:{line}"
-    return error_type(f"{where}: {message}")
+    return error_type(f"{where}: {key}: {message}" if key else f"{where}: {message}")

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kitbuilder import all_templates, build_kit, new_project, snapshot, stand_in_body
+
 from session_kit.engine.kit import Kit
 from session_kit.engine.state import verify
 from session_kit.engine.upgrade import Outcome
@@ -369,3 +370,20 @@ def test_a_project_from_a_newer_kit_is_not_downgraded(tmp_path: Path, kit_v1: Ki
         with pytest.raises(ProjectError, match=r"0\.2\.0, newer than the installed kit's 0\.1\.0"):
             action(GenerateRequest(project_dir=root, kit=kit_v1))
     assert snapshot(root) == before
+
+
+def test_add_with_a_changed_option_keeps_the_merge_base_of_an_edited_file(tmp_path: Path) -> None:
+    bodies = {SETTINGS: stand_in_body(SETTINGS) + "SAMESITE = {{ options.cookie_samesite | py }}\n"}
+    kit = build_kit(tmp_path / "kit", bodies=bodies)
+    root = new_project(tmp_path / "project")
+    generate(GenerateRequest(project_dir=root, kit=kit))
+    _edit(root / SETTINGS_PATH, f"line 1 of {SETTINGS}\n", "line 1, edited\n")
+    report = generate(GenerateRequest(project_dir=root, kit=kit, assignments=("cookie_samesite=strict",)))
+    assert report.exit_code == 1  # the edited file was not given the new value
+    assert "SAMESITE = 'lax'" in (root / SETTINGS_PATH).read_text()
+    # The base is still the old render, so an upgrade brings the change in without losing the edit.
+    upgraded = upgrade(GenerateRequest(project_dir=root, kit=kit))
+    assert upgraded.exit_code == 0
+    text = (root / SETTINGS_PATH).read_text()
+    assert "SAMESITE = 'strict'" in text
+    assert "line 1, edited" in text
