@@ -168,6 +168,13 @@ def resolve(
         problem = validate_value(option, values[option.name])
         if problem:
             raise OptionError(f"{problem} (from {sources[option.name]})")
+    for constraint in spec.constraints:
+        if constraint.violated(values):
+            low, high = constraint.option, constraint.at_most
+            raise OptionError(
+                f"{low}={values[low]} (from {sources[low]}) exceeds {high}={values[high]} "
+                f"(from {sources[high]}): {constraint.message}"
+            )
     notes = list(warnings)
     for option in spec.options:
         if sources[option.name] in ("--set", "environment", "answers", "hooks") and not option.when.holds(values):

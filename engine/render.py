@@ -22,11 +22,22 @@ def python_literal(value: object) -> str:
     if isinstance(value, float):
         raise TypeError("floats are not option values")
     if type(value) in _SAFE_SCALARS:  # exactly: a subclass (a hook's str or IntEnum) may override __repr__
-        return repr(value)
+        return _double_quoted(repr(value)) if type(value) is str else repr(value)
     if isinstance(value, list | tuple):
         items = ", ".join(python_literal(item) for item in value)
         return f"[{items}]" if isinstance(value, list) else f"({items}{',' if len(value) == 1 else ''})"
     raise TypeError(f"{type(value).__name__} cannot be rendered as a Python literal")
+
+
+def _double_quoted(literal: str) -> str:
+    """Prefer double quotes, as ruff format does, so generated code needs no reformatting.
+
+    `repr` falls back to single quotes only when the text has no `"`; then swapping the
+    outer quotes is safe, because such text has no `'` either (repr would have used `"`).
+    """
+    if literal.startswith("'") and '"' not in literal:
+        return f'"{literal[1:-1]}"'
+    return literal
 
 
 def timedelta_literal(seconds: object) -> str:

@@ -95,11 +95,25 @@ class OptionSpec:
 
 
 @dataclass(frozen=True)
+class Constraint:
+    """A rule between two integer options: `option` must not exceed `at_most`."""
+
+    option: str
+    at_most: str
+    message: str
+
+    def violated(self, values: Mapping[str, Any]) -> bool:
+        low, high = values.get(self.option), values.get(self.at_most)
+        return isinstance(low, int) and isinstance(high, int) and low > high
+
+
+@dataclass(frozen=True)
 class OptionSpecSet:
     """config/base.yaml: the ordered options of the module."""
 
     path: Path
     options: tuple[OptionSpec, ...]
+    constraints: tuple[Constraint, ...] = ()
 
     def get(self, name: str) -> OptionSpec | None:
         """The option called `name`, if any."""
@@ -203,13 +217,34 @@ def load_option_specs(path: Path) -> OptionSpecSet:
     """Load and validate config/base.yaml."""
     doc = load_yaml(path)
     root = _mapping(doc, (), doc.data)
-    _only(doc, (), root, {"options"})
+    _only(doc, (), root, {"options", "constraints"})
     raw_options = _mapping(doc, ("options",), root.get("options"))
     options = [_option(doc, str(name), raw) for name, raw in raw_options.items()]
     by_name = {option.name: option for option in options}
     for option in options:
         _check_when(doc, ("options", option.name, "when"), option.when, by_name, owner=option.name)
-    return OptionSpecSet(path, tuple(options))
+    constraints = tuple(
+        _constraint(doc, ("constraints", index), item, by_name)
+        for index, item in enumerate(_sequence(doc, ("constraints",), root.get("constraints", [])))
+    )
+    defaults = {option.name: option.default for option in options}
+    for index, constraint in enumerate(constraints):
+        if constraint.violated(defaults):
+            raise doc.error(("constraints", index), f"the defaults break this rule: {constraint.message}")
+    return OptionSpecSet(path, tuple(options), constraints)
+
+
+def _constraint(doc: YamlDocument, key_path: KeyPath, raw: object, by_name: Mapping[str, OptionSpec]) -> Constraint:
+    body = _mapping(doc, key_path, raw)
+    _only(doc, key_path, body, {"option", "at_most", "message"})
+    names = {}
+    for key in ("option", "at_most"):
+        name = _string(doc, (*key_path, key), body.get(key))
+        option = by_name.get(name)
+        if option is None or option.type != "integer":
+            raise doc.error((*key_path, key), f"{name!r} is not an integer option; constraints compare integers")
+        names[key] = name
+    return Constraint(names["option"], names["at_most"], _string(doc, (*key_path, "message"), body.get("message")))
 
 
 def parse_condition(doc: YamlDocument, key_path: KeyPath, raw: object) -> Condition:

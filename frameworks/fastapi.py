@@ -35,7 +35,7 @@ class FastAPIPlugin:
 
     def adapter_exports(self) -> list[tuple[str, list[str]]]:
         return [
-            ("dependencies", ["SessionDep", "get_session", "require_principal"]),
+            ("dependencies", ["PrincipalDep", "SessionDep", "get_session", "require_principal"]),
             ("integration", ["setup_sessions"]),
             ("middleware", ["SessionMiddleware"]),
         ]

@@ -193,3 +193,10 @@ def test_a_missing_answers_file_is_named(tmp_path: Path, spec: OptionSpecSet) ->
     with pytest.raises(AnswersFileError, match="file not found") as caught:
         read_answers_file(tmp_path / "nope.yaml", spec)
     assert str(tmp_path / "nope.yaml") in str(caught.value)
+
+
+def test_a_constraint_between_options_is_enforced_after_merging() -> None:
+    spec = Kit().options
+    with pytest.raises(OptionError, match=r"idle_timeout_seconds=9000 \(from --set\) exceeds ttl_seconds=3600"):
+        resolve(spec, assignments={"idle_timeout_seconds": 9000, "ttl_seconds": 3600})
+    assert resolve(spec, assignments={"idle_timeout_seconds": 3600, "ttl_seconds": 3600}).values["ttl_seconds"] == 3600

@@ -78,7 +78,7 @@ def test_reserved_variables_configure_the_kit_and_are_not_options(spec: OptionSp
 
 
 def test_environment_warnings_reach_the_report(kit: Kit, project: Path) -> None:
-    environ = {"SESSION_KIT_TTL_SECONDS": "5", "SESSION_KIT_TTL": "5"}
+    environ = {"SESSION_KIT_TTL_SECONDS": "5", "SESSION_KIT_TTL": "5", "SESSION_KIT_IDLE_TIMEOUT_SECONDS": "60"}
     report = generate(GenerateRequest(project_dir=project, kit=kit, environ=environ))
     assert report.options["ttl_seconds"] == 300
     assert "SESSION_KIT_TTL_SECONDS=5 is out of range; clamped to 300" in report.warnings

@@ -75,7 +75,7 @@ def test_files_are_rendered_with_the_project_context(kit: Kit, project: Path) ->
     report = _run(project, kit)
     assert report.status == "created"
     assert (project / MANAGER).read_text() == (
-        f"# app.sessions {report.version}: core/manager.py.j2\nTEMPLATE = 'core/manager.py.j2'\n"
+        f'# app.sessions {report.version}: core/manager.py.j2\nTEMPLATE = "core/manager.py.j2"\n'
     )
     written = {p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file()}
     assert {p for p in written if not p.startswith(".session-kit/")} == {
@@ -207,7 +207,7 @@ def test_force_overwrites_an_edited_file_and_keeps_the_old_copy(tmp_path: Path, 
     report = _run(project, kit, assignments=("cookie_samesite=strict",), force=True)
     assert _actions(report)[SETTINGS] is Action.OVERWRITE
     assert report.exit_code == 0
-    assert (project / SETTINGS).read_text() == "# app.sessions\nSAMESITE = 'strict'\n"
+    assert (project / SETTINGS).read_text() == '# app.sessions\nSAMESITE = "strict"\n'
     assert (project / f"{SETTINGS}.orig").read_text() == "# mine\n"
 
 
@@ -216,7 +216,7 @@ def test_a_generated_file_the_user_never_touched_follows_option_changes(tmp_path
     _run(project, kit)
     report = _run(project, kit, assignments=("cookie_samesite=none",))
     assert (_actions(report)[SETTINGS], report.status) == (Action.UPDATE, "updated")
-    assert (project / SETTINGS).read_text().endswith("SAMESITE = 'none'\n")
+    assert (project / SETTINGS).read_text().endswith('SAMESITE = "none"\n')
     assert not (project / f"{SETTINGS}.orig").exists()
 
 
@@ -284,7 +284,7 @@ def test_a_dry_run_writes_nothing_and_shows_a_unified_diff(tmp_path: Path, proje
     fresh = _run(project, kit, dry_run=True)
     assert stat_snapshot(project) == before
     created = next(plan for plan in fresh.files if plan.path == SETTINGS)
-    assert created.diff() == (f"--- /dev/null\n+++ b/{SETTINGS}\n@@ -0,0 +1,2 @@\n+# app.sessions\n+SAMESITE = 'lax'\n")
+    assert created.diff() == (f'--- /dev/null\n+++ b/{SETTINGS}\n@@ -0,0 +1,2 @@\n+# app.sessions\n+SAMESITE = "lax"\n')
     assert fresh.diff().count("--- /dev/null\n") == len(GOLDEN_PLAN)
 
     _run(project, kit)
@@ -294,7 +294,7 @@ def test_a_dry_run_writes_nothing_and_shows_a_unified_diff(tmp_path: Path, proje
     assert stat_snapshot(project) == before
     assert forced.diff() == (
         f"--- a/{SETTINGS}\n+++ b/{SETTINGS}\n@@ -1,2 +1,2 @@\n # app.sessions\n"
-        "-SAMESITE = 'lax'  # mine\n\\ No newline at end of file\n+SAMESITE = 'strict'\n"
+        "-SAMESITE = 'lax'  # mine\n\\ No newline at end of file\n+SAMESITE = \"strict\"\n"
     )
 
 

@@ -239,7 +239,14 @@ def test_manifest_errors_name_file_line_key_and_what_is_allowed(
 
 
 OPTION_ERRORS = [
-    ("unknown top-level key", "options:", "choices: []\noptions:", "choices", "choices: []", "allowed keys: options"),
+    (
+        "unknown top-level key",
+        "options:",
+        "choices: []\noptions:",
+        "choices",
+        "choices: []",
+        "allowed keys: constraints, options",
+    ),
     ("option name", "  secure:", "  Secure:", "options.Secure", "Secure:", "lower-case identifiers"),
     (
         "option not a mapping",
@@ -526,3 +533,29 @@ def test_the_kit_validates_template_conditions_when_it_loads(tmp_path: Path) -> 
     manifest.write_text(replace_once(MODULE_YAML, "{contains: memory}", "{equals: memory}"))
     with pytest.raises(SpecError, match=r"templates\.1\.when\.stores: 'memory' is not allowed for stores"):
         _ = Kit(tmp_path / "kit").manifest
+
+
+def test_a_constraint_must_compare_integer_options(tmp_path: Path) -> None:
+    path = tmp_path / "base.yaml"
+    path.write_text(
+        "options:\n"
+        "  a: {type: integer, default: 1, help: h, prompt: p}\n"
+        "  b: {type: string, default: x, help: h, prompt: p}\n"
+        "constraints:\n"
+        "  - {option: a, at_most: b, message: m}\n"
+    )
+    with pytest.raises(SpecError, match=r"base.yaml:5: constraints\.0\.at_most: 'b' is not an integer option"):
+        load_option_specs(path)
+
+
+def test_defaults_that_break_a_constraint_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "base.yaml"
+    path.write_text(
+        "options:\n"
+        "  a: {type: integer, default: 5, help: h, prompt: p}\n"
+        "  b: {type: integer, default: 1, help: h, prompt: p}\n"
+        "constraints:\n"
+        "  - {option: a, at_most: b, message: a cannot exceed b}\n"
+    )
+    with pytest.raises(SpecError, match="the defaults break this rule: a cannot exceed b"):
+        load_option_specs(path)

@@ -130,7 +130,7 @@ def test_option_change_via_set_on_a_modified_project(tmp_path: Path) -> None:
     report = upgrade(GenerateRequest(project_dir=root, kit=kit, assignments=("cookie_samesite=strict",)))
     assert report.exit_code == 0
     text = (root / SETTINGS_PATH).read_text()
-    assert "SAMESITE = 'strict'" in text
+    assert 'SAMESITE = "strict"' in text
     assert "line 1, edited" in text
     lock = json.loads((root / "session-kit.lock").read_text())
     assert lock["modules"]["session"]["options"]["cookie_samesite"] == "strict"
@@ -380,10 +380,10 @@ def test_add_with_a_changed_option_keeps_the_merge_base_of_an_edited_file(tmp_pa
     _edit(root / SETTINGS_PATH, f"line 1 of {SETTINGS}\n", "line 1, edited\n")
     report = generate(GenerateRequest(project_dir=root, kit=kit, assignments=("cookie_samesite=strict",)))
     assert report.exit_code == 1  # the edited file was not given the new value
-    assert "SAMESITE = 'lax'" in (root / SETTINGS_PATH).read_text()
+    assert 'SAMESITE = "lax"' in (root / SETTINGS_PATH).read_text()
     # The base is still the old render, so an upgrade brings the change in without losing the edit.
     upgraded = upgrade(GenerateRequest(project_dir=root, kit=kit))
     assert upgraded.exit_code == 0
     text = (root / SETTINGS_PATH).read_text()
-    assert "SAMESITE = 'strict'" in text
+    assert 'SAMESITE = "strict"' in text
     assert "line 1, edited" in text
