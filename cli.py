@@ -171,7 +171,6 @@ _ACTION_STYLE = {
 
 
 def _print_report(report: GenerateReport) -> None:
-    from rich.syntax import Syntax
     from rich.table import Table
 
     console = _console()
@@ -188,10 +187,7 @@ def _print_report(report: GenerateReport) -> None:
         table.add_row(plan.path, f"[{_ACTION_STYLE.get(plan.action.value, '')}]{action}[/]")
     console.print(table)
     if report.dry_run:
-        diff = report.diff()
-        if diff:
-            console.print(Syntax(diff, "diff", theme="ansi_dark", background_color="default"))
-        console.print("[bold]dry run:[/] nothing was written.")
+        _print_dry_run(console, report.diff())
     if report.status == "refused":
         console.print(
             "[bold red]refused:[/] files that session-kit did not write are in the way; nothing was written. "
@@ -257,7 +253,6 @@ def _run_upgrade(request: Any, *, as_json: bool) -> None:
             payload["diff"] = report.diff()
         typer.echo(json.dumps(payload, indent=2, sort_keys=True))
         raise typer.Exit(report.exit_code)
-    from rich.syntax import Syntax
     from rich.table import Table
 
     console = _console()
@@ -274,10 +269,7 @@ def _run_upgrade(request: Any, *, as_json: bool) -> None:
         table.add_row(where, f"[{style}]{item.outcome.value}[/]")
     console.print(table)
     if request.dry_run:
-        text = report.diff()
-        if text:
-            console.print(Syntax(text, "diff", theme="ansi_dark", background_color="default"))
-        console.print("[bold]dry run:[/] nothing was written.")
+        _print_dry_run(console, report.diff())
     elif report.conflicts:
         console.print(
             f"[bold red]conflicts:[/] {len(report.conflicts)} files hold conflict markers: "
@@ -324,6 +316,14 @@ def rollback_command(project_dir: ProjectDir = Path(".")) -> None:
             f"[green]rolled back:[/] the upgrade {entry.from_version} → {entry.to_version} is undone; "
             "session-kit.lock and every file it touched are as they were."
         )
+
+
+def _print_dry_run(console: Console, diff: str) -> None:
+    from rich.syntax import Syntax
+
+    if diff:
+        console.print(Syntax(diff, "diff", theme="ansi_dark", background_color="default"))
+    console.print("[bold]dry run:[/] nothing was written.")
 
 
 @modules_app.command("list")

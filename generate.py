@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from .engine.apply import Write, apply_writes
+from .engine.apply import Write, apply_writes, changes_disk
 from .engine.context import build_context, requirements_for, select_templates
 from .engine.kit import Kit
 from .engine.options import ResolvedOptions, check_hook_changes, parse_assignments, read_answers_file, resolve
@@ -252,7 +252,7 @@ def _writes(
     record = json.dumps(module_lock.to_json(), indent=2, sort_keys=True) + "\n"
     writes.append(Write(str(vendor / VENDOR_RECORD), record.encode("utf-8")))
     writes.append(Write(LOCK_NAME, lock.text().encode("utf-8")))
-    return [write for write in writes if _differs(root, write)]
+    return [write for write in writes if changes_disk(root, write)]
 
 
 def _vendor_bytes(root: Path, module: ModuleLock, path: str) -> bytes:
@@ -262,11 +262,6 @@ def _vendor_bytes(root: Path, module: ModuleLock, path: str) -> bytes:
             f"{module.vendor / path} is missing; run `session-kit modules verify` and restore .session-kit/"
         )
     return source.read_bytes()
-
-
-def _differs(root: Path, write: Write) -> bool:
-    target = root / PurePosixPath(write.path)
-    return not target.is_file() or target.read_bytes() != write.data
 
 
 def _status(plans: list[FilePlan], previous: ModuleLock | None, dry_run: bool) -> str:

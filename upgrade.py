@@ -7,16 +7,16 @@ what `rollback` needs. The lock moves to the new version only when no conflict i
 
 from __future__ import annotations
 
-import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .engine.apply import Write, apply_writes
+from .engine.apply import Write, apply_writes, changes_disk
 from .engine.context import requirements_for
 from .engine.history import HistoryEntry, record_writes, rollback_writes
 from .engine.merge import has_conflict_markers
+from .engine.plan import unified_diff
 from .engine.project import LOCK_NAME, STATE_DIR, Lock, LockedFile, ModuleLock, check_project_dir, sha256
 from .engine.state import VENDOR_RECORD
 from .engine.upgrade import FileUpgrade, Outcome, plan_upgrade
@@ -62,8 +62,8 @@ class UpgradeReport:
             new = f.write if f.write is not None else (b"" if f.delete else None)
             if new is None:
                 continue
-            old = (f.current or b"") if f.target == f.path else b""
-            chunks.append(_unified(f.target, old, new, existed=f.current is not None and f.target == f.path))
+            old = f.current if f.target == f.path else None
+            chunks.append(unified_diff(f.target, old, None if f.delete else new))
         return "".join(chunks)
 
     def to_json(self) -> dict[str, Any]:
@@ -131,7 +131,7 @@ def upgrade(request: GenerateRequest) -> UpgradeReport:
         writes.append(Write(str(PENDING), (json.dumps(pending, indent=2, sort_keys=True) + "\n").encode()))
     else:
         writes.append(Write(LOCK_NAME, new_lock.text().encode()))
-    writes = [w for w in writes if _differs(root, w)]
+    writes = [w for w in writes if changes_disk(root, w)]
     if not writes:
         return report
     history = record_writes(root, [w.path for w in writes], previous.version, prepared.version)
@@ -204,14 +204,14 @@ def diff(request: GenerateRequest) -> list[FileDiff]:
         current = target.read_bytes() if target.is_file() else None
         new = rendered.get(rel)
         if new is None:
-            out.append(FileDiff(rel, "would remove", _unified(rel, current or b"", b"", existed=current is not None)))
+            out.append(FileDiff(rel, "would remove", unified_diff(rel, current, None)))
         elif current is None:
             status = "missing" if rel in known else "would add"
-            out.append(FileDiff(rel, status, _unified(rel, b"", new, existed=False)))
+            out.append(FileDiff(rel, status, unified_diff(rel, None, new)))
         elif current == new:
             out.append(FileDiff(rel, "same", ""))
         else:
-            out.append(FileDiff(rel, "differs", _unified(rel, current, new, existed=True)))
+            out.append(FileDiff(rel, "differs", unified_diff(rel, current, new)))
     return out
 
 
@@ -257,20 +257,3 @@ def _vendor_writes(module: ModuleLock, files: list[FileUpgrade]) -> list[Write]:
     record = json.dumps(module.to_json(), indent=2, sort_keys=True) + "\n"
     writes.append(Write(str(vendor / VENDOR_RECORD), record.encode()))
     return writes
-
-
-def _differs(root: Path, write: Write) -> bool:
-    target = root / PurePosixPath(write.path)
-    if write.data is None:
-        return target.exists()
-    return not target.is_file() or target.read_bytes() != write.data
-
-
-def _unified(path: str, old: bytes, new: bytes, *, existed: bool) -> str:
-    lines = difflib.unified_diff(
-        old.decode("utf-8", "replace").splitlines(keepends=True),
-        new.decode("utf-8", "replace").splitlines(keepends=True),
-        fromfile=f"a/{path}" if existed else "/dev/null",
-        tofile=f"b/{path}",
-    )
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)

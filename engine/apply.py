@@ -9,7 +9,7 @@ import shutil
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..errors import ApplyError, ProjectError
 from .project import STATE_DIR, inside
@@ -24,6 +24,14 @@ class Write:
     path: str
     data: bytes | None
     mode: int | None = None  # None: keep the mode of the file it replaces, or the umask default
+
+
+def changes_disk(root: Path, write: Write) -> bool:
+    """Whether applying `write` would change anything, so unchanged files are left untouched."""
+    target = root / PurePosixPath(write.path)
+    if write.data is None:
+        return target.exists()
+    return not target.is_file() or target.read_bytes() != write.data
 
 
 class InjectedFault(RuntimeError):

@@ -50,15 +50,18 @@ class FilePlan:
         """Unified diff from the file on disk to what would be written."""
         if not self.action.writes:
             return ""
-        old = _text(self.current or b"")
-        new = _text(self.file.data)
-        lines = difflib.unified_diff(
-            old.splitlines(keepends=True),
-            new.splitlines(keepends=True),
-            fromfile=f"a/{self.path}" if self.current is not None else "/dev/null",
-            tofile=f"b/{self.path}",
-        )
-        return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+        return unified_diff(self.path, self.current, self.file.data)
+
+
+def unified_diff(path: str, old: bytes | None, new: bytes | None) -> str:
+    """A git-style unified diff of one file; None stands for "no file"."""
+    lines = difflib.unified_diff(
+        _text(old or b"").splitlines(keepends=True),
+        _text(new or b"").splitlines(keepends=True),
+        fromfile=f"a/{path}" if old is not None else "/dev/null",
+        tofile=f"b/{path}" if new is not None else "/dev/null",
+    )
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
 def build_plan(

@@ -128,6 +128,21 @@ class ModuleLock:
     def vendor(self) -> PurePosixPath:
         return vendor_root(self.name, self.version)
 
+    @classmethod
+    def from_json(cls, name: str, body: Any) -> ModuleLock:
+        """Parse what `to_json` wrote; KeyError, TypeError or AttributeError when it is damaged."""
+        return cls(
+            name=name,
+            version=str(body["version"]),
+            framework=str(body["framework"]),
+            package=str(body["package"]),
+            options=dict(body["options"]),
+            files={
+                str(rel): LockedFile(str(entry["sha256"]), str(entry["generated_sha256"]), str(entry["template"]))
+                for rel, entry in body["files"].items()
+            },
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "version": self.version,
@@ -169,20 +184,7 @@ def read_lock(root: Path) -> Lock | None:
     try:
         if raw["lock_format"] != LOCK_FORMAT:
             raise ProjectError(f"{path}: lock_format {raw['lock_format']!r} is not supported (expected {LOCK_FORMAT})")
-        modules = {
-            name: ModuleLock(
-                name=name,
-                version=str(body["version"]),
-                framework=str(body["framework"]),
-                package=str(body["package"]),
-                options=dict(body["options"]),
-                files={
-                    str(rel): LockedFile(str(entry["sha256"]), str(entry["generated_sha256"]), str(entry["template"]))
-                    for rel, entry in body["files"].items()
-                },
-            )
-            for name, body in raw["modules"].items()
-        }
+        modules = {name: ModuleLock.from_json(name, body) for name, body in raw["modules"].items()}
         return Lock(str(raw["kit_version"]), modules)
     except (KeyError, TypeError, AttributeError) as exc:
         raise ProjectError(f"{path}: malformed lock, missing or wrong field {exc}") from None

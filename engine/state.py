@@ -140,18 +140,7 @@ def _modules_from_vendor(root: Path) -> dict[str, ModuleLock]:
 
 def _read_vendor_record(name: str, path: Path) -> ModuleLock:
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return ModuleLock(
-            name=name,
-            version=str(raw["version"]),
-            framework=str(raw["framework"]),
-            package=str(raw["package"]),
-            options=dict(raw["options"]),
-            files={
-                str(rel): LockedFile(str(e["sha256"]), str(e["generated_sha256"]), str(e["template"]))
-                for rel, e in raw["files"].items()
-            },
-        )
+        return ModuleLock.from_json(name, json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ProjectError(f"{path}: damaged vendor record ({exc!r}); restore it from version control") from None
 

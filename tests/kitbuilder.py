@@ -6,8 +6,9 @@ import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from helpers import referenced_templates
+
 from session_kit.engine.kit import KIT_ROOT, Kit
-from session_kit.frameworks import PLUGINS
 
 _IGNORE = shutil.ignore_patterns(".git", "tests", "templates", "__pycache__", "*.egg-info", ".venv", "build", "bench")
 
@@ -18,13 +19,6 @@ def stand_in_body(template: str, lines: int = 12) -> str:
     """A small template: a header that uses the context, then numbered lines."""
     body = "".join(f"line {n} of {template}\n" for n in range(lines))
     return f"# {{{{ package }}}}: {template}\n{body}"
-
-
-def all_templates(kit: Kit) -> list[str]:
-    names = [file.template for file in kit.manifest.templates]
-    for plugin in PLUGINS.values():
-        names += [file.template for file in plugin.adapter_templates()]
-    return sorted(set(names))
 
 
 def build_kit(
@@ -39,7 +33,7 @@ def build_kit(
     if real_templates:
         shutil.copytree(KIT_ROOT / "templates", root / "templates")
     kit = Kit(root)
-    for name in all_templates(kit):
+    for name in referenced_templates(kit):
         path = root / "templates" / name
         if real_templates and bodies is None:
             continue
