@@ -205,11 +205,11 @@ def _print_report(report: GenerateReport) -> None:
             "`session-kit modules verify` lists them, --force overwrites them (keeping <name>.orig)."
         )
     console.print("\n[bold]Requirements[/] (pip):")
-    console.print("  pip install " + " ".join(shlex.quote(r) for r in report.requirements), soft_wrap=True)
+    # markup=False: extras such as PyJWT[crypto] are not rich markup.
+    console.print("  pip install " + " ".join(shlex.quote(r) for r in report.requirements), markup=False)
     if report.test_requirements:
-        console.print(
-            "  for the generated tests: pip install " + " ".join(shlex.quote(r) for r in report.test_requirements)
-        )
+        tests_line = " ".join(shlex.quote(r) for r in report.test_requirements)
+        console.print(f"  for the generated tests: pip install {tests_line}", markup=False)
     console.print("\n[bold]Next steps[/]")
     for step in report.next_steps:
         console.print(f"  • {step}")
@@ -278,7 +278,7 @@ def _run_upgrade(request: Any, *, as_json: bool) -> None:
         )
     else:
         console.print(f"[green]{report.status}:[/] {report.module} {report.to_version}")
-    console.print("  pip install " + " ".join(shlex.quote(r) for r in report.requirements), soft_wrap=True)
+    console.print("  pip install " + " ".join(shlex.quote(r) for r in report.requirements), markup=False)
     raise typer.Exit(report.exit_code)
 
 

@@ -47,6 +47,12 @@ def build_context(
         "kit_version": kit.package_version,
         "options": dict(options),
         "adapter_exports": plugin.adapter_exports(),
+        # Derived choices, so templates test flags instead of re-deciding.
+        "jwt": options.get("token_format") == "jwt",
+        "csrf": bool(options.get("csrf", False)),
+        "management": bool(options.get("management_routes", False)),
+        "audit": str(options.get("audit", "none")),
+        "session_limit": int(options.get("session_limit", 0)) or None,
     }
 
 

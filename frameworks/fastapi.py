@@ -8,7 +8,7 @@ from typing import Any
 
 from ..engine.project import ProjectLayout
 from ..engine.render import Renderer
-from ..engine.spec import TemplateFile
+from ..engine.spec import Condition, TemplateFile
 from ..overrides import GenerationHooks
 from .base import RenderedFile, render_files, standard_target
 
@@ -16,11 +16,43 @@ _ADAPTER = (
     TemplateFile("fastapi/middleware.py.j2", "middleware.py"),
     TemplateFile("fastapi/dependencies.py.j2", "dependencies.py"),
     TemplateFile("fastapi/integration.py.j2", "integration.py"),
+    TemplateFile("fastapi/routes.py.j2", "routes.py", when=Condition((("management_routes", "equals", True),))),
     TemplateFile("tests/fastapi/conftest.py.j2", "conftest.py", target="tests"),
     TemplateFile("tests/fastapi/test_session_lifecycle.py.j2", "test_session_lifecycle.py", target="tests"),
     TemplateFile("tests/fastapi/test_session_cookies.py.j2", "test_session_cookies.py", target="tests"),
     TemplateFile("tests/fastapi/test_memory_store.py.j2", "test_memory_store.py", target="tests"),
     TemplateFile("tests/fastapi/test_session_settings.py.j2", "test_session_settings.py", target="tests"),
+    TemplateFile("tests/fastapi/test_session_policies.py.j2", "test_session_policies.py", target="tests"),
+    TemplateFile("tests/fastapi/test_session_transports.py.j2", "test_session_transports.py", target="tests"),
+    TemplateFile("tests/fastapi/test_session_events.py.j2", "test_session_events.py", target="tests"),
+    TemplateFile("tests/fastapi/test_session_fuzz.py.j2", "test_session_fuzz.py", target="tests"),
+    TemplateFile(
+        "tests/fastapi/test_session_jwt.py.j2",
+        "test_session_jwt.py",
+        target="tests",
+        when=Condition((("token_format", "equals", "jwt"),)),
+    ),
+    TemplateFile(
+        "tests/fastapi/test_session_management.py.j2",
+        "test_session_management.py",
+        target="tests",
+        when=Condition((("management_routes", "equals", True),)),
+    ),
+    *(
+        TemplateFile(
+            f"tests/fastapi/audit/{sink}.py.j2",
+            "test_session_audit.py",
+            target="tests",
+            when=Condition((("audit", "equals", sink),)),
+        )
+        for sink in ("logger", "sql", "metrics")
+    ),
+    TemplateFile(
+        "tests/fastapi/test_session_csrf.py.j2",
+        "test_session_csrf.py",
+        target="tests",
+        when=Condition((("csrf", "equals", True),)),
+    ),
 )
 
 
@@ -35,7 +67,18 @@ class FastAPIPlugin:
 
     def adapter_exports(self) -> list[tuple[str, list[str]]]:
         return [
-            ("dependencies", ["PrincipalDep", "SessionDep", "get_session", "require_principal"]),
+            (
+                "dependencies",
+                [
+                    "ManagerDep",
+                    "PrincipalDep",
+                    "SessionDep",
+                    "get_session",
+                    "get_session_manager",
+                    "require_principal",
+                    "require_recent_auth",
+                ],
+            ),
             ("integration", ["setup_sessions"]),
             ("middleware", ["SessionMiddleware"]),
         ]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import build_file_tree, make_kit, new_project, replace_once, snapshot, stat_snapshot
+from helpers import build_file_tree, make_kit, new_project, snapshot, stat_snapshot
 
 from session_kit.engine.kit import KIT_ROOT, Kit
 from session_kit.engine.plan import Action
@@ -35,9 +35,19 @@ GOLDEN_PLAN = [
     "app/sessions/stores/__init__.py",
     "app/sessions/stores/base.py",
     "app/sessions/stores/memory.py",
+    "app/sessions/stores/_support.py",
+    "tests/sessions/store_contract.py",
     "app/sessions/transports/__init__.py",
     "app/sessions/transports/base.py",
     "app/sessions/transports/cookie.py",
+    "app/sessions/transports/header.py",
+    "app/sessions/policy.py",
+    "app/sessions/events.py",
+    "app/sessions/enrichment.py",
+    "app/sessions/testing.py",
+    "app/sessions/csrf.py",
+    "app/sessions/codec.py",
+    "app/sessions/audit.py",
     "app/sessions/middleware.py",
     "app/sessions/dependencies.py",
     "app/sessions/integration.py",
@@ -46,6 +56,12 @@ GOLDEN_PLAN = [
     "tests/sessions/test_session_cookies.py",
     "tests/sessions/test_memory_store.py",
     "tests/sessions/test_session_settings.py",
+    "tests/sessions/test_session_policies.py",
+    "tests/sessions/test_session_transports.py",
+    "tests/sessions/test_session_events.py",
+    "tests/sessions/test_session_fuzz.py",
+    "tests/sessions/test_session_audit.py",
+    "tests/sessions/test_session_csrf.py",
 ]
 
 
@@ -85,26 +101,16 @@ def test_files_are_rendered_with_the_project_context(kit: Kit, project: Path) ->
     }
 
 
-@pytest.fixture
-def kit_with_redis(tmp_path: Path) -> Kit:
-    """The real kit files plus a second store whose template depends on `stores`."""
-    manifest = replace_once((KIT_ROOT / "module.yaml").read_text(), "memory: []\n", "memory: []\n      redis: []\n")
-    manifest += "  - {template: core/stores/redis.py.j2, output: stores/redis.py, when: {stores: {contains: redis}}}\n"
-    base = replace_once((KIT_ROOT / "config/base.yaml").read_text(), "choices: [memory]", "choices: [memory, redis]")
-    return make_kit(
-        tmp_path,
-        files={"module.yaml": manifest, "config/base.yaml": base},
-        templates={"core/stores/redis.py.j2": "REDIS = True\n"},
-    )
-
-
-def test_a_template_is_only_rendered_when_its_condition_holds(kit_with_redis: Kit, project: Path) -> None:
-    memory_only = _actions(_run(project, kit_with_redis, dry_run=True))
+def test_a_template_is_only_rendered_when_its_condition_holds(kit: Kit, project: Path) -> None:
+    memory_only = _actions(_run(project, kit, dry_run=True))
     assert "app/sessions/stores/redis.py" not in memory_only
-    both = _actions(_run(project, kit_with_redis, dry_run=True, assignments=("stores=memory,redis",)))
+    assert "tests/sessions/test_redis_store.py" not in memory_only
+    both = _actions(_run(project, kit, dry_run=True, assignments=("stores=memory,redis",)))
     assert both["app/sessions/stores/redis.py"] is Action.CREATE
-    redis_only = _actions(_run(project, kit_with_redis, dry_run=True, assignments=("stores=redis",)))
-    assert "app/sessions/stores/memory.py" not in redis_only
+    assert both["tests/sessions/test_redis_store.py"] is Action.CREATE
+    redis_only = _actions(_run(project, kit, dry_run=True, assignments=("stores=redis",)))
+    assert "app/sessions/stores/sql.py" not in redis_only
+    assert "app/sessions/stores/file.py" not in redis_only
 
 
 def test_two_templates_writing_one_file_are_refused(tmp_path: Path, project: Path) -> None:

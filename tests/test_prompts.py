@@ -75,8 +75,15 @@ def _run_on_a_terminal(argv: list[str], answers: list[str], timeout: float = 60)
 def test_a_terminal_gets_rich_prompts_with_defaults_and_choices(tmp_path: Path) -> None:
     project = _project(tmp_path / "tty")
     argv = [sys.executable, "-m", "session_kit", "add", "module", "session", "--project-dir", str(project)]
-    # Accept every default except SameSite, answered "strict".
-    answers = ["", "", "", "", "", "", "", "strict"]
+    # Accept every default except SameSite, answered "strict"; the prompts come in spec order.
+    asked: list[str] = []
+
+    def record(option: OptionSpec, default: Any) -> Any:
+        asked.append(option.name)
+        return default
+
+    generate(GenerateRequest(project_dir=_project(tmp_path / "probe"), prompter=record, dry_run=True))
+    answers = ["strict" if name == "cookie_samesite" else "" for name in asked]
     code, output = _run_on_a_terminal(argv, answers)
     assert code == 0, output
     assert "Cookie SameSite policy" in output

@@ -102,3 +102,20 @@ def test_diff_json_and_rollback_through_the_cli(old_project: Path) -> None:
     again = _invoke("rollback", "--project-dir", old_project)
     assert again.exit_code == 2
     assert "nothing to roll back" in again.output
+
+
+def test_adding_the_redis_store_to_an_edited_project_with_upgrade_set(tmp_path: Path) -> None:
+    root = new_project(tmp_path / "project")
+    created = _invoke("add", "module", "session", "--yes", "--project-dir", root)
+    assert created.exit_code == 0, created.output
+    settings = root / SETTINGS
+    settings.write_text(settings.read_text() + "\n# tuned by the user\n")
+    result = _invoke("upgrade", "--set", "stores=memory,redis", "--project-dir", root)
+    assert result.exit_code == 0, result.output
+    assert (root / "app/sessions/stores/redis.py").is_file()
+    text = settings.read_text()
+    assert text.endswith("# tuned by the user\n")
+    assert 'GENERATED_STORES = ["memory", "redis"]' in text
+    assert "redis" in result.output.split("pip install", 1)[1]
+    lock = json.loads((root / "session-kit.lock").read_text())
+    assert lock["modules"]["session"]["options"]["stores"] == ["memory", "redis"]

@@ -1,0 +1,168 @@
+"""Runtime, events and audit: event names, salted hashes, handler isolation, and the three audit sinks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from runtime_support import BASE_URL, START, build_app, cookie_of, generated_package, holding
+
+
+@pytest.fixture(scope="module")
+def project_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("rt_events")
+
+
+@pytest.fixture(scope="module")
+def sessions(project_root: Path) -> Iterator[ModuleType]:
+    with generated_package(project_root / "logger", "rt_events_logger", ["audit=logger"]) as package:
+        yield package
+
+
+def _clock(sessions: ModuleType) -> Any:
+    return sessions.ManualClock(START)
+
+
+def test_every_event_is_emitted_with_hashed_ids(sessions: ModuleType, caplog: pytest.LogCaptureFixture) -> None:
+    clock = _clock(sessions)
+    app, manager = build_app(sessions, clock, max_sessions_per_principal=1)
+    seen: list[Any] = []
+    manager.on_event(seen.append)
+    with caplog.at_level(logging.DEBUG), TestClient(app, base_url=BASE_URL) as client:
+        client.post("/put/a")  # created, committed
+        first = cookie_of(client.post("/login/ada"))  # loaded, rotated, committed
+        client.post("/put/b")  # loaded, committed
+        with TestClient(app, base_url=BASE_URL) as other:
+            other.post("/login/ada")  # created, limit_evicted
+        holding(client, "garbage").get("/get")  # invalid
+        client.cookies.clear()
+        second = cookie_of(client.post("/login/bob"))
+        clock.advance(manager.policy.idle_timeout)
+        holding(client, second or "").get("/get")  # idle_timeout, expired
+        client.cookies.clear()
+        client.post("/login/carol")
+        client.post("/logout")  # destroyed
+        asyncio.run(manager.revoke_all())  # revoked
+    names = {event.name for event in seen}
+    # absolute_timeout and store_unavailable have tests of their own (a clock jump, an outage).
+    assert names == set(sessions.EVENT_NAMES) - {"absolute_timeout", "store_unavailable"}
+    for event in seen:
+        assert event.session is None or len(event.session) == 12
+    assert first
+    session_id = first.split(".")[0]
+    assert session_id not in repr(seen)
+    assert session_id not in caplog.text
+
+
+def test_absolute_timeout_event(sessions: ModuleType) -> None:
+    clock = _clock(sessions)
+    _, manager = build_app(sessions, clock)
+    seen: list[str] = []
+    manager.on_event(lambda event: seen.append(event.name))
+
+    async def scenario() -> None:
+        _, token = await manager.create(sessions.SessionPrincipal(kind="user", id="ada"))
+        manager.policy = sessions.SessionPolicy(
+            ttl=manager.policy.idle_timeout * 2, idle_timeout=manager.policy.idle_timeout
+        )
+        for _ in range(3):
+            clock.advance(manager.policy.idle_timeout * 0.9)
+            await manager.commit(await manager.load(token))
+
+    asyncio.run(scenario())
+    assert "absolute_timeout" in seen
+
+
+def test_sync_and_async_handlers_and_failures_never_break_a_request(
+    sessions: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, manager = build_app(sessions, _clock(sessions))
+    seen: list[str] = []
+
+    def broken(event: Any) -> None:
+        raise RuntimeError("boom")
+
+    async def async_broken(event: Any) -> None:
+        raise ValueError("async boom")
+
+    async def collect(event: Any) -> None:
+        seen.append(event.name)
+
+    for handler in (broken, async_broken, collect):
+        manager.on_event(handler)
+    with caplog.at_level(logging.ERROR), TestClient(app, base_url=BASE_URL) as client:
+        assert client.post("/login/ada").status_code == 200
+        assert client.get("/me").status_code == 200
+    assert seen[:2] == ["created", "committed"]
+    assert "session event handler failed" in caplog.text
+
+
+def test_the_logger_sink_writes_structured_records(sessions: ModuleType, caplog: pytest.LogCaptureFixture) -> None:
+    app, _ = build_app(sessions, _clock(sessions))
+    with (
+        caplog.at_level(logging.INFO, logger="rt_events_logger.sessions.audit"),
+        TestClient(app, base_url=BASE_URL) as client,
+    ):
+        client.post("/login/ada")
+    records = [r for r in caplog.records if r.name == "rt_events_logger.sessions.audit"]
+    assert [r.session_event["event"] for r in records] == ["created", "committed"]  # type: ignore[attr-defined]
+    assert records[0].session_event["principal_id"] == "ada"  # type: ignore[attr-defined]
+
+
+def test_the_metrics_sink(project_root: Path) -> None:
+    from prometheus_client import CollectorRegistry
+
+    with generated_package(project_root / "metrics", "rt_events_metrics", ["audit=metrics"]) as sessions:
+        registry = CollectorRegistry()
+        metrics = sessions.audit.SessionMetrics(registry)
+        clock = _clock(sessions)
+        app, manager = build_app(sessions, clock, max_sessions_per_principal=1)
+        # setup_sessions attached the default registry's metrics; use a private registry instead.
+        manager.events._handlers.clear()
+        manager.store = manager.store.inner
+        sessions.audit.attach_audit(manager, manager.settings, metrics=metrics)
+        with TestClient(app, base_url=BASE_URL) as client:
+            client.post("/login/ada")
+            with TestClient(app, base_url=BASE_URL) as other:
+                other.post("/login/ada")
+            holding(client, "junk").get("/get")
+            asyncio.run(manager.revoke_all())
+            client.cookies.clear()
+            client.post("/login/ada")
+            clock.advance(manager.policy.idle_timeout)
+            client.get("/me")
+
+        def value(name: str, **labels: str) -> float:
+            return registry.get_sample_value(name, labels) or 0.0
+
+        assert value("session_issued_total") == 3
+        assert value("session_evicted_total") == 1
+        assert value("session_invalid_total") >= 1
+        assert value("session_revoked_total") == 1
+        assert value("session_expired_total") == 1
+        assert value("session_store_seconds_count", operation="create") == 3
+        assert isinstance(manager.store, sessions.audit.TimedStore)
+
+
+def test_the_sql_sink(project_root: Path, tmp_path: Path) -> None:
+    with generated_package(project_root / "sql", "rt_events_sql", ["audit=sql"]) as sessions:
+        app, manager = build_app(sessions, _clock(sessions), audit_url=f"sqlite+aiosqlite:///{tmp_path / 'a.db'}")
+        with TestClient(app, base_url=BASE_URL) as client:
+            client.post("/login/ada")
+            client.post("/logout")
+        sink = sessions.audit.SqlAuditSink.from_url(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}")
+
+        async def read() -> list[str]:
+            try:
+                return await sink.events()
+            finally:
+                await sink.close()
+                await manager.close()
+
+        assert asyncio.run(read()) == ["created", "committed", "loaded", "destroyed"]

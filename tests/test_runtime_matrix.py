@@ -1,0 +1,79 @@
+"""Option matrix: each variant is generated with the real CLI, then must pass ruff, ruff format,
+mypy --strict and its own generated tests, and print the right pip requirements."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RUFF_RULES = "E,F,W,I,UP,B,SIM,RUF,C4,PT,RET"
+VARIANTS = {
+    "jwt_header_routes_metrics": (
+        ["token_format=jwt", "transport=header", "management_routes=true", "audit=metrics"],
+        ["'PyJWT>=2.8' 'cryptography>=42'", "'prometheus-client>=0.20'"],
+    ),
+    "sql_audit_no_csrf_limit": (
+        ["audit=sql", "csrf=false", "session_limit=5", "limit_behavior=reject"],
+        ["'sqlalchemy>=2.0' 'greenlet>=3' 'aiosqlite>=0.20'"],
+    ),
+    "jwt_cookie_routes_no_audit": (
+        ["token_format=jwt", "management_routes=true", "audit=none", "limit_behavior=evict_all"],
+        ["'PyJWT>=2.8'"],
+    ),
+}
+
+
+def _run(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SESSION_", "PYTHONPATH"))}
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_variant_is_clean_typed_and_tested(tmp_path: Path, variant: str) -> None:
+    assignments, requirements = VARIANTS[variant]
+    (tmp_path / "svc").mkdir()
+    (tmp_path / "svc" / "__init__.py").write_text("")
+    sets = [item for assignment in assignments for item in ("--set", assignment)]
+    generated = _run(
+        [
+            sys.executable,
+            "-m",
+            "session_kit",
+            "add",
+            "module",
+            "session",
+            "--yes",
+            "--project-dir",
+            str(tmp_path),
+            "--package",
+            "svc.sessions",
+            *sets,
+        ],
+        tmp_path,
+    )
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    for requirement in requirements:
+        assert requirement in generated.stdout
+    if "csrf=false" in assignments:
+        assert not (tmp_path / "svc" / "sessions" / "csrf.py").exists()
+    if "management_routes=true" in assignments:
+        assert (tmp_path / "svc" / "sessions" / "routes.py").is_file()
+
+    targets = ["svc", "tests"]
+    ruff = [sys.executable, "-m", "ruff"]
+    lint = _run([*ruff, "check", "--isolated", "--target-version", "py311", "--select", RUFF_RULES, *targets], tmp_path)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    fmt = _run([*ruff, "format", "--isolated", "--check", *targets], tmp_path)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+    types = _run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir", os.devnull, *targets], tmp_path
+    )
+    assert types.returncode == 0, types.stdout + types.stderr
+    tests = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/sessions"], tmp_path)
+    assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
+    assert " passed" in tests.stdout
