@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from services import MARIADB_URL, POSTGRES_URL, REDIS_URL, require_server
-from store_suite import START, StoreSuite, Subject, dumps, generate_project, imported
+from store_suite import StoreSuite, Subject, dumps, generate_project, imported
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +30,6 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sessions(project: Path) -> Iterator[ModuleType]:
     with imported(project) as package:
         yield package
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def clock(sessions: ModuleType) -> Any:
-    return sessions.ManualClock(START)
 
 
 async def sql_subject(name: str, sessions: ModuleType, url: str, clock: Any) -> AsyncIterator[Subject]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from services import RedisNode, redis_cluster
-from store_suite import START, StoreSuite, Subject, dumps, generate_project, imported
+from store_suite import StoreSuite, Subject, dumps, generate_project, imported
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +30,6 @@ def sessions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisNode]]:
     with redis_cluster(tmp_path_factory.mktemp("cluster-nodes")) as nodes:
         yield nodes
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def clock(sessions: ModuleType) -> Any:
-    return sessions.ManualClock(START)
 
 
 def cluster_url(nodes: list[RedisNode], prefix: str) -> str:

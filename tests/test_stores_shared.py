@@ -18,7 +18,7 @@ from types import ModuleType
 
 import httpx
 import pytest
-from services import POSTGRES_URL, REDIS_URL, free_port, require_server
+from services import POSTGRES_URL, REDIS_URL, free_port, require_server, stop_process
 from store_suite import SECRET, generate_project, imported
 
 PACKAGE = "sharedapp.sessions"
@@ -111,13 +111,7 @@ class App:
 
     def stop(self) -> None:
         self.client.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         self._log_file.close()
 
 
