@@ -55,15 +55,15 @@ def cookie_of(response: Any, name: str = "__Host-session") -> str | None:
     return None
 
 
-def build_app(sessions: ModuleType, clock: Any, **settings: Any) -> tuple[Any, Any]:
-    """A FastAPI app with typical routes on a fresh memory store; returns (app, manager)."""
+def build_app(sessions: ModuleType, clock: Any, store: Any = None, **settings: Any) -> tuple[Any, Any]:
+    """A FastAPI app with typical routes on `store` (a fresh memory store by default); returns (app, manager)."""
     from datetime import timedelta
 
     from fastapi import Depends, FastAPI
 
     app = FastAPI()
     config = sessions.SessionSettings(secret_key=SECRET, **{"transport": "cookie", **settings})
-    store = sessions.MemoryStore(1000, clock=clock)
+    store = store if store is not None else sessions.MemoryStore(1000, clock=clock)
     manager = sessions.setup_sessions(app, config, store=store, clock=clock)
     # Defaults rather than annotations: with postponed annotations FastAPI cannot resolve local aliases.
     session_dep = Depends(sessions.get_session)
