@@ -89,6 +89,11 @@ def build_app(sessions: ModuleType, clock: Any, store: Any = None, **settings: A
         session.elevate(roles=["admin"])
         return {"ok": True}
 
+    @app.post("/reauthenticate")
+    async def reauthenticate(session: Any = session_dep) -> dict[str, bool]:
+        session.elevate(reauthenticated=True)  # after checking a password or MFA code
+        return {"ok": True}
+
     @app.post("/logout")
     async def logout(session: Any = session_dep) -> dict[str, bool]:
         session.destroy()

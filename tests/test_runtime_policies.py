@@ -112,7 +112,9 @@ def test_require_recent_auth(sessions: ModuleType, clock: Any) -> None:
         assert stale.status_code == 401
         assert stale.json()["detail"]["code"] == "session.reauthentication_required"
         assert "older than 300 seconds" in stale.json()["detail"]["reason"]
-        client.post("/elevate")  # a fresh step-up
+        client.post("/elevate")  # a role change is not a fresh sign-in
+        assert client.post("/sensitive").status_code == 401
+        client.post("/reauthenticate")  # a fresh step-up
         assert client.post("/sensitive").status_code == 200
 
 

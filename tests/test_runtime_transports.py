@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 from types import ModuleType
 from typing import Any
 
@@ -57,6 +58,37 @@ def test_a_configured_header(sessions: ModuleType, clock: Any) -> None:
         token = api.post("/token/ada").json()["token"]
         assert api.get("/sessions", headers={"X-Session-Token": token}).status_code == 200
         assert api.get("/sessions", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_a_header_client_follows_rotation_renewal_and_sign_out(sessions: ModuleType, clock: Any) -> None:
+    app, _ = build_app(sessions, clock, transport="header", renewal_interval=600, renewal_grace=0)
+    with TestClient(app, base_url=BASE_URL) as api:
+        signed_in = api.post("/login/ada")
+        token = signed_in.headers["session-token"]
+        assert signed_in.headers["cache-control"] == "no-store"
+        bearer = {"Authorization": f"Bearer {token}"}
+        elevated = api.post("/elevate", headers=bearer)
+        rotated = elevated.headers["session-token"]
+        assert rotated != token
+        assert api.get("/me", headers=bearer).status_code == 401  # the old token died with the rotation
+        clock.advance(timedelta(minutes=11))
+        renewed = api.get("/me", headers={"Authorization": f"Bearer {rotated}"})
+        assert renewed.json() == {"id": "ada"}
+        latest = renewed.headers["session-token"]
+        assert api.get("/me", headers={"Authorization": f"Bearer {latest}"}).json() == {"id": "ada"}
+        unchanged = api.get("/me", headers={"Authorization": f"Bearer {latest}"})
+        assert "session-token" not in unchanged.headers  # nothing new to hand out
+        signed_out = api.post("/logout", headers={"Authorization": f"Bearer {latest}"})
+        assert signed_out.headers["session-token"] == ""
+        assert "set-cookie" not in signed_out.headers
+
+
+def test_the_response_header_is_configurable(sessions: ModuleType, clock: Any) -> None:
+    app, _ = build_app(sessions, clock, transport="header", header_response_name="X-New-Token")
+    with TestClient(app, base_url=BASE_URL) as api:
+        response = api.post("/login/ada")
+        assert "session-token" not in response.headers
+        assert api.get("/me", headers={"Authorization": f"Bearer {response.headers['x-new-token']}"}).status_code == 200
 
 
 def test_tokens_in_query_or_form_are_never_accepted(sessions: ModuleType, clock: Any) -> None:
