@@ -166,3 +166,13 @@ def test_the_sql_sink(project_root: Path, tmp_path: Path) -> None:
                 await manager.close()
 
         assert asyncio.run(read()) == ["created", "committed", "loaded", "destroyed"]
+
+
+def test_invalid_events_carry_the_client_address(sessions: ModuleType) -> None:
+    app, manager = build_app(sessions, _clock(sessions))
+    seen: list[Any] = []
+    manager.on_event(seen.append)
+    with TestClient(app, base_url=BASE_URL, client=("203.0.113.9", 5000)) as client:
+        holding(client, "garbage").get("/get")
+    invalid = [event for event in seen if event.name == "invalid"]
+    assert [event.detail for event in invalid] == [{"reason": "malformed", "ip": "203.0.113.9"}]
