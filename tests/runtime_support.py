@@ -62,7 +62,7 @@ def build_app(sessions: ModuleType, clock: Any, store: Any = None, **settings: A
     from fastapi import Depends, FastAPI
 
     app = FastAPI()
-    config = sessions.SessionSettings(secret_key=SECRET, **{"transport": "cookie", **settings})
+    config = sessions.SessionSettings(**{"secret_key": SECRET, "transport": "cookie", **settings})
     store = store if store is not None else sessions.MemoryStore(1000, clock=clock)
     manager = sessions.setup_sessions(app, config, store=store, clock=clock)
     # Defaults rather than annotations: with postponed annotations FastAPI cannot resolve local aliases.

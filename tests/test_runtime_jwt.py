@@ -231,3 +231,21 @@ def test_key_files_must_fit_the_algorithm(sessions: ModuleType, tmp_path: Path) 
         sessions.codec.codec_from_settings(settings)
     with pytest.raises(sessions.SessionConfigurationError, match="KEY_FILES"):
         sessions.load_settings(secret_key=SECRET, jwt_algorithm="RS256")
+
+
+def test_a_secret_key_rotation_keeps_jwts_signed_with_the_derived_key(sessions: ModuleType, clock: Any) -> None:
+    old_key, new_key = "old-secret-key-" + "o" * 32, "new-secret-key-" + "n" * 32
+    store = sessions.MemoryStore(100, clock=clock)
+    before, _ = build_app(sessions, clock, store, secret_key=old_key)
+    with TestClient(before, base_url=BASE_URL) as client:
+        token = cookie_of(client.post("/login/ada"))
+    assert token is not None
+    rotated, _ = build_app(sessions, clock, store, secret_key=new_key, secret_key_fallbacks=[old_key])
+    with TestClient(rotated, base_url=BASE_URL) as client:
+        assert holding(client, token).get("/me").json() == {"id": "ada"}
+        renewed = cookie_of(client.post("/elevate"))
+    assert renewed is not None
+    assert parts(renewed)[0]["kid"] != parts(token)[0]["kid"]  # new tokens are signed with the new key
+    without, _ = build_app(sessions, clock, store, secret_key=new_key)
+    with TestClient(without, base_url=BASE_URL) as client:
+        assert refused(client, token)

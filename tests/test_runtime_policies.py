@@ -235,3 +235,32 @@ def test_a_preset_policy_can_be_passed_to_setup(sessions: ModuleType, clock: Any
     settings = sessions.SessionSettings(secret_key="x" * 40)
     manager = sessions.setup_sessions(app, settings, clock=clock, policy=sessions.ADMIN_POLICY)
     assert manager.policy is sessions.ADMIN_POLICY
+
+
+def test_the_secret_key_rotates_without_signing_anyone_out(sessions: ModuleType, clock: Any) -> None:
+    old_key, new_key = "old-secret-key-" + "o" * 32, "new-secret-key-" + "n" * 32
+    store = sessions.MemoryStore(100, clock=clock)
+    before, _ = build_app(sessions, clock, store, secret_key=old_key)
+    with _client(before) as client:
+        token = cookie_of(client.post("/login/ada"))
+    assert token is not None
+    session_id = token.split(".")[0]
+    old_hash = asyncio.run(store.load(session_id)).secret_hash
+
+    without_fallback, _ = build_app(sessions, clock, store, secret_key=new_key)
+    with _client(without_fallback) as client:
+        assert holding(client, token).get("/me").status_code == 401
+
+    after, _ = build_app(sessions, clock, store, secret_key=new_key, secret_key_fallbacks=[old_key])
+    with _client(after) as client:
+        assert holding(client, token).get("/me").json() == {"id": "ada"}
+    assert asyncio.run(store.load(session_id)).secret_hash != old_hash  # moved to the new key
+
+    dropped, _ = build_app(sessions, clock, store, secret_key=new_key)
+    with _client(dropped) as client:
+        assert holding(client, token).get("/me").json() == {"id": "ada"}  # the old key is no longer needed
+
+
+def test_fallback_keys_must_be_as_long_as_the_secret_key(sessions: ModuleType) -> None:
+    with pytest.raises(sessions.SessionConfigurationError, match="SESSION_SECRET_KEY_FALLBACKS key 1 is too short"):
+        sessions.load_settings(secret_key="k" * 40, secret_key_fallbacks=["short"])

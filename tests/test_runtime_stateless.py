@@ -270,3 +270,17 @@ def test_settings_from_the_environment_choose_the_stateless_manager(
     monkeypatch.setenv("SESSION_JWT_STATELESS", "false")
     stored = sessions.create_manager(sessions.MemoryStore(10), sessions.load_settings())
     assert not isinstance(stored, sessions.StatelessSessionManager)
+
+
+def test_cutoffs_survive_a_secret_key_rotation(sessions: ModuleType, clock: Any) -> None:
+    old_key, new_key = "old-secret-key-" + "o" * 32, "new-secret-key-" + "n" * 32
+    store = sessions.MemoryStore(1000, clock=clock)
+    before, manager = build_app(sessions, clock, store, secret_key=old_key, jwt_stateless=True)
+    with TestClient(before, base_url=BASE_URL) as client:
+        token = cookie_of(client.post("/login/ada"))
+    assert token is not None
+    clock.advance(timedelta(seconds=1))
+    asyncio.run(manager.revoke_principal(sessions.SessionPrincipal(kind="user", id="ada")))
+    after, _ = build_app(sessions, clock, store, secret_key=new_key, secret_key_fallbacks=[old_key], jwt_stateless=True)
+    with TestClient(after, base_url=BASE_URL) as client:
+        assert holding(client, token).get("/me").status_code == 401
