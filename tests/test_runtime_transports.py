@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from runtime_support import BASE_URL, SECRET, START, build_app, cookie_of, generated_package
+from runtime_support import BASE_URL, SECRET, START, build_app, cookie_of, generated_package, holding
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +102,13 @@ def test_tokens_in_query_or_form_are_never_accepted(sessions: ModuleType, clock:
     with TestClient(cookie_app, base_url=BASE_URL) as browser:
         cookie = cookie_of(browser.post("/login/ada"))
         browser.cookies.clear()
+        assert cookie is not None
         assert browser.get("/me", params={"__Host-session": cookie}).status_code == 401
-        assert browser.post("/logout", data={"__Host-session": cookie}).status_code == 200
-        assert browser.get("/me").status_code == 401
+        # Had the form's token been taken, these would have written to, then ended, ada's session.
+        browser.post("/put/stolen", data={"__Host-session": cookie}, headers={"Origin": BASE_URL})
+        browser.post("/logout", data={"__Host-session": cookie}, headers={"Origin": BASE_URL})
+        browser.cookies.clear()
+        assert holding(browser, cookie).get("/get").json() == {"value": None, "user": "ada"}
 
 
 class TestCsrf:
