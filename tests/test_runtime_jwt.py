@@ -19,7 +19,7 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from fastapi.testclient import TestClient
 from runtime_support import BASE_URL, SECRET, START, build_app, cookie_of, generated_package, holding
 
@@ -206,6 +206,7 @@ def _pem_files(tmp_path: Path, private: Any) -> tuple[Path, bytes]:
     [
         ("RS256", lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)),
         ("ES256", lambda: ec.generate_private_key(ec.SECP256R1())),
+        ("EdDSA", ed25519.Ed25519PrivateKey.generate),
     ],
 )
 def test_asymmetric_keys_and_hs_rs_confusion(
