@@ -9,7 +9,7 @@ import json
 import shlex
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -23,7 +23,62 @@ if TYPE_CHECKING:
     from .engine.spec import OptionSpec
     from .generate import GenerateReport
 
+
+class _Group(typer.core.TyperGroup):
+    """The root group; before parsing, it gives plain parameters a coercion without pydantic."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        if parent is None:
+            # It reaches into typer's internals: on any other typer it steps aside, and
+            # typer's own coercion works as before, only slower.
+            with suppress(AttributeError, TypeError):
+                _plain_coercion(self)
+        return super().make_context(info_name, args, parent, **extra)
+
+
+def _plain_coercion(command: Any) -> None:
+    """Coerce flag, text and path parameters directly instead of through pydantic.
+
+    Recent typer versions coerce every parameter through a pydantic TypeAdapter, and
+    importing pydantic and building the adapters costs more than rendering all the
+    templates. Values click already parsed as bool, str or paths are kept as typer would
+    keep them; anything else goes to typer's own coercion. A typer without this machinery
+    coerces through click and is left alone.
+    """
+    try:
+        from typer._click import Context
+        from typer._coercion import RuntimeParam, build_runtime_param, resolve_type_descriptor
+        from typer._param_types import coerce_cli_path
+    except ImportError:
+        return
+
+    class Plain(RuntimeParam):
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            kind = self.annotation
+            if (kind is bool and isinstance(value, bool)) or (kind is str and isinstance(value, str)):
+                return value
+            if kind is Path and isinstance(value, str):
+                return coerce_cli_path(Path(value), self.parameter_info, path_type=Path, param=param, ctx=ctx)
+            if kind == list[str] and isinstance(value, tuple | list) and all(isinstance(v, str) for v in value):
+                return list(value)
+            typer_own = build_runtime_param(resolve_type_descriptor(kind, self.parameter_info))
+            return typer_own._coerce_value(value, param, ctx)
+
+    stack = [command]
+    while stack:
+        current = stack.pop()
+        stack.extend(getattr(current, "commands", {}).values())
+        # --help is built on first use and then kept: build it now, with the default names.
+        for param in [*current.params, current.get_help_option(Context(current))]:
+            descriptor = getattr(param, "type_descriptor", None)
+            if descriptor is None or descriptor.annotation not in (bool, str, Path, list[str]):
+                continue
+            if getattr(param, "_runtime_param", "absent") is None:  # not built yet
+                param._runtime_param = Plain(parameter_info=descriptor.parameter_info, annotation=descriptor.annotation)
+
+
 app = typer.Typer(
+    cls=_Group,
     name="session-kit",
     help="Generate production-grade session management into your project, and keep it upgradable.",
     no_args_is_help=True,

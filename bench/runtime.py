@@ -15,7 +15,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -33,6 +32,7 @@ REDIS_URL = os.environ.get("SESSION_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"
 POSTGRES_URL = os.environ.get("SESSION_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REQUESTS = int(os.environ.get("SESSION_BENCH_REQUESTS", "2000"))
 ROUNDS = int(os.environ.get("SESSION_BENCH_ROUNDS", "5"))
+SLICE = float(os.environ.get("SESSION_BENCH_SLICE", "1.5"))  # seconds at most per measurement
 
 
 @dataclass
@@ -40,6 +40,8 @@ class Variant:
     name: str
     app: ASGIApp
     redis: bool = False
+    setup: Callable[[], Awaitable[None]] | None = None  # e.g. create the SQL table
+    cleanup: Callable[[], Awaitable[None]] | None = None  # drop what setup made, close pools
     reads: list[float] = field(default_factory=list)  # requests per second, per round
     writes: list[float] = field(default_factory=list)
     redis_per_read: tuple[float, float] | None = None  # (commands, round trips)
@@ -100,12 +102,16 @@ async def request(app: ASGIApp, path: str, jar: CookieJar) -> int:
 
 
 async def _rate(app: ASGIApp, path: str, count: int) -> float:
+    """Requests per second over `count` requests, or over SLICE seconds for slow variants."""
     jar = CookieJar()
     assert await request(app, "/write", jar) == 200  # a real session with one value
     start = time.perf_counter()
-    for _ in range(count):
+    deadline = start + SLICE
+    done = 0
+    while done < count and (done < 50 or time.perf_counter() < deadline):
         await request(app, path, jar)
-    return count / (time.perf_counter() - start)
+        done += 1
+    return done / (time.perf_counter() - start)
 
 
 # --- the apps ------------------------------------------------------------------------------------
@@ -162,7 +168,9 @@ def starsessions_app(store: Any) -> Any:
     return app
 
 
-def session_kit_app(package: Any, store_url: str) -> Any:
+def session_kit_variant(name: str, package: Any, store_url: str, **settings: Any) -> Variant:
+    """A FastAPI app with session-kit on the store `store_url` names; SQL tables are made in setup."""
+
     async def read(request: Any) -> Any:
         return request.state.session.data.get("value")
 
@@ -170,16 +178,30 @@ def session_kit_app(package: Any, store_url: str) -> Any:
         request.state.session.data["value"] = uuid.uuid4().hex
 
     app = _fastapi(read, write)
-    settings = package.SessionSettings(secret_key=SECRET, store_url=store_url)
-    package.setup_sessions(app, settings)
-    return app
+    config = package.SessionSettings(secret_key=SECRET, store_url=store_url, **settings)
+    store = package.open_store(config.store_url, idle_timeout=config.idle_timeout)
+    package.setup_sessions(app, config, store=store)
+    sql = hasattr(store, "create_tables")
+
+    async def setup() -> None:
+        if sql:
+            await store.create_tables()
+
+    async def cleanup() -> None:
+        if sql:
+            await store.drop_tables()
+        elif hasattr(store, "delete_all"):
+            await store.delete_all()
+        await store.close()
+
+    return Variant(name, app, redis=store_url.startswith("redis"), setup=setup, cleanup=cleanup)
 
 
-def generate_package(workdir: Path, stores: list[str]) -> Any:
-    """Generate session-kit into a scratch project with the given stores and import it."""
-    project = workdir / "benchproj"
-    (project / "benchapp").mkdir(parents=True)
-    (project / "benchapp" / "__init__.py").write_text("")
+def generate_package(workdir: Path, stores: list[str], package: str = "benchapp", *settings: str) -> Any:
+    """Generate session-kit into a scratch project with the given stores (and options) and import it."""
+    project = workdir / f"proj-{package}"
+    (project / package).mkdir(parents=True)
+    (project / package / "__init__.py").write_text("")
     argv = [
         sys.executable,
         "-m",
@@ -189,16 +211,17 @@ def generate_package(workdir: Path, stores: list[str]) -> Any:
         "session",
         "--yes",
         "--package",
-        "benchapp.sessions",
+        f"{package}.sessions",
         "--project-dir",
         str(project),
         "--set",
         f"stores={','.join(stores)}",
+        *(arg for setting in settings for arg in ("--set", setting)),
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_KIT_")}
     subprocess.run(argv, check=True, capture_output=True, env=env)
     sys.path.insert(0, str(project))
-    return importlib.import_module("benchapp.sessions")
+    return importlib.import_module(f"{package}.sessions")
 
 
 def available_stores() -> list[str]:
@@ -264,43 +287,92 @@ def redis_is_up() -> bool:
 
 
 def build_variants(workdir: Path, console: Console) -> list[Variant]:
+    stores = available_stores()
+    generate_package(workdir, stores)
+    generate_package(workdir, stores, "benchjwt", "token_format=jwt")
+    builders = variant_builders(workdir, uuid.uuid4().hex[:8])
+    if not redis_is_up():
+        console.print("[yellow]Redis is not reachable: Redis variants skipped[/]")
+        builders = {name: build for name, build in builders.items() if "Redis" not in name}
+    if not any("stateless" in name for name in builders):
+        console.print("[yellow]this kit has no stateless JWT mode: that variant is skipped[/]")
+    return [build() for build in builders.values()]
+
+
+def named_variant(name: str, workdir: Path) -> Variant:
+    """One variant, from packages generated earlier (their projects already on sys.path)."""
+    return variant_builders(workdir, os.environ.get("SESSION_BENCH_TAG", "e2e"))[name]()
+
+
+def variant_builders(workdir: Path, tag: str) -> dict[str, Callable[[], Variant]]:
+    """Every variant this kit can run, by name; `tag` makes table names and key prefixes this run's own."""
     from starsessions import InMemoryStore
 
+    package = importlib.import_module("benchapp.sessions")
+    jwt = importlib.import_module("benchjwt.sessions")
     stores = available_stores()
-    package = generate_package(workdir, stores)
-    variants = [
-        Variant("floor (no session middleware)", floor_app()),
-        Variant("Starlette SessionMiddleware", starlette_app()),
-        Variant("starsessions + InMemoryStore", starsessions_app(InMemoryStore())),
-        Variant("session-kit + memory", session_kit_app(package, "memory://?max_sessions=100000")),
-    ]
+    memory = "memory://?max_sessions=100000"
+    builders: dict[str, Callable[[], Variant]] = {
+        "floor (no session middleware)": lambda: Variant("floor (no session middleware)", floor_app()),
+        "Starlette SessionMiddleware": lambda: Variant("Starlette SessionMiddleware", starlette_app()),
+        "starsessions + InMemoryStore": lambda: Variant(
+            "starsessions + InMemoryStore", starsessions_app(InMemoryStore())
+        ),
+        "session-kit + memory": lambda: session_kit_variant("session-kit + memory", package, memory),
+        "session-kit JWT + memory": lambda: session_kit_variant("session-kit JWT + memory", jwt, memory),
+    }
     if "sql" in stores:
-        variants.append(
-            Variant("session-kit + SQLite", session_kit_app(package, f"sqlite+aiosqlite:///{workdir}/s.db"))
+        sqlite = f"sqlite+aiosqlite:///{workdir}/s-{tag}.db"
+        postgres = f"{POSTGRES_URL}?session_table=bench_{tag}"
+        builders["session-kit + SQLite"] = lambda: session_kit_variant("session-kit + SQLite", package, sqlite)
+        builders["session-kit + PostgreSQL"] = lambda: session_kit_variant(
+            "session-kit + PostgreSQL", package, postgres
         )
-        variants.append(Variant("session-kit + PostgreSQL", session_kit_app(package, POSTGRES_URL)))
-    if redis_is_up():
-        from redis.asyncio import Redis
-        from starsessions.stores.redis import RedisStore
+    builders["starsessions + RedisStore"] = lambda: starsessions_redis_variant(f"bench-{tag}-starsessions")
+    if "redis" in stores:
+        for name, module, prefix, extra in (
+            ("session-kit + Redis", package, "sk", {}),
+            ("session-kit JWT + Redis", jwt, "jwt", {}),
+            ("session-kit JWT stateless + Redis", jwt, "sl", {"jwt_stateless": True}),
+        ):
+            if extra and not all(key in getattr(module.SessionSettings, "model_fields", {}) for key in extra):
+                continue  # a kit without that mode
+            url = f"{REDIS_URL}?prefix=bench-{tag}-{prefix}"
+            builders[name] = lambda name=name, module=module, url=url, extra=extra: session_kit_variant(
+                name, module, url, **extra
+            )
+    return builders
 
-        prefix = f"bench-{uuid.uuid4().hex[:8]}"
-        variants.append(
-            Variant(
-                "starsessions + RedisStore",
-                starsessions_app(RedisStore(connection=Redis.from_url(REDIS_URL), prefix=prefix)),
-                redis=True,
-            )
-        )
-        if "redis" in stores:
-            variants.append(
-                Variant("session-kit + Redis", session_kit_app(package, f"{REDIS_URL}?prefix={prefix}"), redis=True)
-            )
-    else:
-        console.print("[yellow]Redis is not reachable: Redis variants skipped[/]")
-    return variants
+
+def starsessions_redis_variant(prefix: str) -> Variant:
+    from redis.asyncio import Redis
+    from starsessions.stores.redis import RedisStore
+
+    client = Redis.from_url(REDIS_URL)
+
+    async def drop_keys() -> None:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+    app = starsessions_app(RedisStore(connection=client, prefix=prefix))
+    return Variant("starsessions + RedisStore", app, redis=True, cleanup=drop_keys)
 
 
 async def _measure(variants: list[Variant], console: Console) -> None:
+    for variant in variants:
+        if variant.setup:
+            await variant.setup()
+    try:
+        await _measure_all(variants, console)
+    finally:
+        for variant in variants:
+            if variant.cleanup:
+                await variant.cleanup()
+
+
+async def _measure_all(variants: list[Variant], console: Console) -> None:
     for variant in variants:  # warm-up: imports, connections, caches
         await _rate(variant.app, "/read", 200)
     for round_number in range(ROUNDS):
@@ -319,10 +391,9 @@ async def _measure(variants: list[Variant], console: Console) -> None:
             counter.close()
 
 
-def run(console: Console) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="sk-runtime-") as scratch:
-        variants = build_variants(Path(scratch), console)
-        asyncio.run(_measure(variants, console))
+def run(console: Console, workdir: Path) -> dict[str, Any]:
+    variants = build_variants(workdir, console)
+    asyncio.run(_measure(variants, console))
     return report(variants, console)
 
 
@@ -331,7 +402,8 @@ def report(variants: list[Variant], console: Console) -> dict[str, Any]:
     floor_read = 1e6 / statistics.median(floor.reads)
     floor_write = 1e6 / statistics.median(floor.writes)
     rows: dict[str, Any] = {}
-    table = Table(title=f"Per-request overhead, in process ({REQUESTS} requests x {ROUNDS} rounds, medians)")
+    title = f"Per-request overhead, in process ({REQUESTS} requests or {SLICE} s x {ROUNDS} rounds, medians)"
+    table = Table(title=title)
     for column in (
         "variant",
         "read req/s",

@@ -9,6 +9,7 @@ from typing import Any
 import jinja2
 
 from ..errors import SpecError
+from .template_cache import bytecode_cache
 
 _SAFE_SCALARS = (str, int, bool, type(None))
 
@@ -66,18 +67,30 @@ def _defined(convert: Callable[[object], str]) -> Callable[[object], str]:
     return apply
 
 
-class Renderer:
-    """Renders kit templates by name with StrictUndefined and kept trailing newlines."""
+# Everything about the environment that shapes compiled templates (and so the cache key).
+_ENVIRONMENT_OPTIONS: dict[str, Any] = {
+    "keep_trailing_newline": True,
+    "trim_blocks": True,
+    "lstrip_blocks": True,
+    "autoescape": False,  # code, not HTML
+}
 
-    def __init__(self, templates_dir: Path) -> None:
+
+class Renderer:
+    """Renders kit templates by name with StrictUndefined and kept trailing newlines.
+
+    Compiled templates are kept in a per-user cache between runs (see template_cache);
+    `cache_root` moves it, and `cache=False` turns it off.
+    """
+
+    def __init__(self, templates_dir: Path, *, cache: bool = True, cache_root: Path | None = None) -> None:
         self.templates_dir = templates_dir
+        options = {**_ENVIRONMENT_OPTIONS, "undefined": "StrictUndefined"}
         self.environment = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(templates_dir)),
             undefined=jinja2.StrictUndefined,
-            keep_trailing_newline=True,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            autoescape=False,  # code, not HTML
+            bytecode_cache=bytecode_cache(options, cache_root) if cache else None,
+            **_ENVIRONMENT_OPTIONS,
         )
         self.environment.filters["py"] = _defined(python_literal)
         self.environment.filters["timedelta"] = _defined(timedelta_literal)

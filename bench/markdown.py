@@ -1,0 +1,117 @@
+"""The results JSON as Markdown tables, for docs/performance.md.
+
+python bench/markdown.py bench/results/latest.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def generation(gen: dict[str, Any]) -> str:
+    rows = [
+        [f"`{name}`", f"{t['median_s']:.3f}", f"{t['min_s']:.3f}–{t['max_s']:.3f}", f"{t['spread_pct']:.0f}"]
+        for name, t in gen["timings"].items()
+    ]
+    text = _table(["command", "median s", "min–max s", "spread %"], rows)
+    verdicts = [f"- {key}: **{value:.2f}** (target ≤ {gen['targets'][key]})" for key, value in gen["ratios"].items()]
+    return text + "\n\n" + "\n".join(verdicts)
+
+
+def runtime(rt: dict[str, Any]) -> str:
+    rows = []
+    for name, v in rt["variants"].items():
+        redis = "" if v["redis_per_read"] is None else "{:.0f} / {:.0f}".format(*v["redis_per_read"])
+        redis_write = "" if v["redis_per_write"] is None else "{:.0f} / {:.0f}".format(*v["redis_per_write"])
+        rows.append(
+            [
+                name,
+                f"{v['read_rps']:,}",
+                f"{v['write_rps']:,}",
+                f"{v['read_overhead_us']:.1f}",
+                f"{v['write_overhead_us']:.1f}",
+                f"{v['spread_pct']:.0f}",
+                redis,
+                redis_write,
+            ]
+        )
+    header = [
+        "variant",
+        "read req/s",
+        "write req/s",
+        "read µs over floor",
+        "write µs over floor",
+        "spread %",
+        "Redis cmds / trips per read",
+        "per write",
+    ]
+    verdicts = [
+        f"- {key}: **{r['value']:.2f}** (target {'≤' if 'overhead' in key else '≥'} {r['target']})"
+        for key, r in rt["ratios"].items()
+    ]
+    return _table(header, rows) + "\n\n" + "\n".join(verdicts)
+
+
+def e2e(result: dict[str, Any]) -> str:
+    rows = [
+        [
+            name,
+            f"{v['read']['rps']:,}",
+            f"{v['read']['p50_ms']}",
+            f"{v['read']['p99_ms']}",
+            f"{v['write']['rps']:,}",
+            f"{v['write']['p99_ms']}",
+            str(v["read"]["errors"] + v["write"]["errors"]),
+        ]
+        for name, v in result["variants"].items()
+    ]
+    header = ["variant", "read req/s", "read p50 ms", "read p99 ms", "write req/s", "write p99 ms", "errors"]
+    return _table(header, rows)
+
+
+def scale(result: dict[str, Any]) -> str:
+    counts = [key for key in result["per_session"][0] if key.isdigit()]
+    rows = [
+        [
+            row["store"],
+            *(f"{row[c]['bytes_per_session']:,}" for c in counts),
+            f"{row[counts[-1]]['units_per_session']}",
+        ]
+        for row in result["per_session"]
+    ]
+    header = ["store", *(f"bytes per session at {int(c):,}" for c in counts), "keys / files / rows per session"]
+    text = _table(header, rows)
+    listing = result.get("redis_listing")
+    if listing:
+        text += (
+            f"\n\nListing one principal's {listing['principal_sessions']} sessions in Redis: "
+            f"{listing['small_list_us']} µs among {listing['small_total']:,} sessions, "
+            f"{listing['large_list_us']} µs among {listing['large_total']:,} (x{listing['ratio']})."
+        )
+    return text
+
+
+def render(results: dict[str, Any]) -> str:
+    parts = []
+    for key, title, build in (
+        ("generation", "Generation", generation),
+        ("runtime", "Per-request overhead, in process", runtime),
+        ("e2e", "End to end (uvicorn)", e2e),
+        ("scale", "Scale", scale),
+    ):
+        if key in results:
+            parts.append(f"### {title}\n\n{build(results[key])}")
+    return "\n\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render(json.loads(Path(sys.argv[1]).read_text())))
