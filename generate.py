@@ -163,9 +163,11 @@ def prepare(request: GenerateRequest, *, allow_framework_change: bool = False) -
     framework = str(options.values["framework"])
     if previous and previous.framework != framework and not allow_framework_change:
         raise ProjectError(
-            f"this project's {manifest.name} module was generated for {previous.framework}; "
-            f"a package holds one framework's module (asked for {framework}). "
-            f"Switch with `session-kit upgrade --set framework={framework}`."
+            f"package {previous.package} already holds the {manifest.name} module for {previous.framework}, "
+            f"and a package holds one framework's module, so {framework} cannot be added beside it. "
+            f"To switch {previous.package} from {previous.framework} to {framework}, run "
+            f"`session-kit upgrade --set framework={framework}` (your edits are merged; files only "
+            f"{previous.framework} used are removed unless you edited them)."
         )
     plugin = get_plugin(framework)
 

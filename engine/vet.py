@@ -5,12 +5,13 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import KitError
 from .kit import Kit
 from .options import resolve
 from .project import ProjectLayout
+from .unasync import UnasyncError, to_sync
 
 if TYPE_CHECKING:
     from ..frameworks.base import FrameworkPlugin
@@ -75,22 +76,57 @@ def vet(kit: Kit) -> VetReport:
     return report
 
 
+def _store_variants(kit: Kit) -> list[tuple[str, dict[str, Any]]]:
+    """The defaults, then each store choice on its own and all of them together."""
+    stores = kit.options.get("stores")
+    if stores is None:
+        return [("the defaults", {})]
+    choices = list(stores.choices)
+    return [
+        ("the defaults", {}),
+        *((f"stores={choice}", {"stores": [choice]}) for choice in choices),
+        (f"stores={','.join(choices)}", {"stores": choices}),
+    ]
+
+
 def _check_rendering(kit: Kit, name: str, plugin: FrameworkPlugin, missing: set[str], report: VetReport) -> None:
-    """Render every template the defaults select and compile the Python ones; one problem per failure.
+    """Render every template each store variant selects and compile the Python ones; one problem per failure.
 
     Other problems (docs, versions, a missing template) do not stop this check: vet collects them all.
     """
+    problems = len(report.problems)
+    variants = _store_variants(kit)
+    failed: set[str] = set()  # a template is reported once, for the first variant it fails in
+    for label, assignments in variants:
+        _render_variant(kit, name, plugin, missing | failed, report, label, assignments, failed)
+    if len(report.problems) == problems and not missing:
+        labels = ", ".join(label for label, _ in variants)
+        report.passed.append(f"{name}: every selected template renders and compiles with {labels}")
+
+
+def _render_variant(
+    kit: Kit,
+    name: str,
+    plugin: FrameworkPlugin,
+    missing: set[str],
+    report: VetReport,
+    label: str,
+    assignments: dict[str, Any],
+    failed: set[str],
+) -> None:
+    """Render the templates one option variant selects, reporting each failure and adding it to `failed`."""
     from .context import build_context, select_templates
 
-    problems = len(report.problems)
+    where = name if not assignments else f"{name} ({label})"
+
     with tempfile.TemporaryDirectory() as scratch:
         try:
-            defaults = dict(resolve(kit.options, assignments={"framework": name}).values)
+            values = dict(resolve(kit.options, assignments={**assignments, "framework": name}).values)
             layout = ProjectLayout(Path(scratch), "app.sessions", ".")
-            context = build_context(kit, layout, plugin, defaults, kit.manifest.version)
-            templates = select_templates(kit.manifest, plugin, defaults)
+            context = build_context(kit, layout, plugin, values, kit.manifest.version)
+            templates = select_templates(kit.manifest, plugin, values)
         except KitError as exc:
-            report.problems.append(f"{name}: {exc}")
+            report.problems.append(f"{where}: {exc}")
             return
         for file in templates:
             if file.template in missing:
@@ -99,14 +135,19 @@ def _check_rendering(kit: Kit, name: str, plugin: FrameworkPlugin, missing: set[
                 text = kit.renderer.render(file.template, context)
                 if file.output.endswith(".py"):
                     compile(text, file.template, "exec")
+                    if not plugin.async_core:
+                        to_sync(text)
             except KitError as exc:
-                report.problems.append(f"{name}: {exc}")
+                failed.add(file.template)
+                report.problems.append(f"{where}: {exc}")
+            except UnasyncError as exc:
+                failed.add(file.template)
+                report.problems.append(f"{where}: {file.template} has no synchronous twin: {exc}")
             except SyntaxError as exc:
+                failed.add(file.template)
                 report.problems.append(
-                    f"{name}: {exc.filename} renders to invalid Python: {exc.msg} (line {exc.lineno})"
+                    f"{where}: {exc.filename} renders to invalid Python: {exc.msg} (line {exc.lineno})"
                 )
-    if len(report.problems) == problems and not missing:
-        report.passed.append(f"{name}: {len(templates)} templates render with the defaults and compile")
 
 
 def _check_dependency_profiles(kit: Kit, report: VetReport) -> None:
@@ -127,6 +168,16 @@ def _check_dependency_profiles(kit: Kit, report: VetReport) -> None:
         for choice in option.choices:
             if choice not in by_value:
                 report.problems.append(f"module.yaml: dependencies.options.{option_name}: no entry for {choice!r}")
+    for framework_name, overrides in kit.manifest.dependencies.framework_options.items():
+        for option_name, by_value in overrides.items():
+            where = f"module.yaml: dependencies.framework_options.{framework_name}.{option_name}"
+            option = spec.get(option_name)
+            if option is None:
+                report.problems.append(f"{where}: no such option in config/base.yaml")
+                continue
+            report.problems.extend(
+                f"{where}.{value}: not a choice of {option_name}" for value in by_value if value not in option.choices
+            )
     framework = spec.get("framework")
     if framework is None:
         report.problems.append("config/base.yaml: the framework option is missing")

@@ -5,8 +5,13 @@ from __future__ import annotations
 from ..errors import UserError
 from .base import FrameworkPlugin, RenderedFile
 from .fastapi import FastAPIPlugin
+from .flask import FlaskPlugin
+from .litestar import LitestarPlugin
+from .starlette import StarlettePlugin
 
-PLUGINS: dict[str, FrameworkPlugin] = {plugin.name: plugin for plugin in (FastAPIPlugin(),)}
+PLUGINS: dict[str, FrameworkPlugin] = {
+    plugin.name: plugin for plugin in (FastAPIPlugin(), StarlettePlugin(), LitestarPlugin(), FlaskPlugin())
+}
 
 
 def get_plugin(name: str) -> FrameworkPlugin:

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from ..engine.project import ProjectLayout
 from ..engine.render import Renderer
 from ..engine.spec import TemplateFile
+from ..engine.unasync import to_sync
 from ..overrides import GenerationHooks
 
 
@@ -27,6 +28,9 @@ class FrameworkPlugin(Protocol):
 
     name: str
     display_name: str
+    # False for frameworks that serve requests synchronously (WSGI): the shared core
+    # is then rendered as its synchronous twin (see engine/unasync.py).
+    async_core: bool
 
     def adapter_templates(self) -> Sequence[TemplateFile]:
         """Framework-specific templates (middleware, dependencies, routes, tests)."""
@@ -74,6 +78,9 @@ def render_files(
     rendered = []
     for file in files:
         path = str(plugin.target_path(layout, file))
-        text = hooks.after_render(path, renderer.render(file.template, context))
+        text = renderer.render(file.template, context)
+        if not plugin.async_core and file.output.endswith(".py"):
+            text = to_sync(text)
+        text = hooks.after_render(path, text)
         rendered.append(RenderedFile(path, text.encode("utf-8"), file.template))
     return rendered

@@ -13,14 +13,15 @@ from ..overrides import GenerationHooks
 from .base import RenderedFile, render_files, standard_target
 
 _ADAPTER = (
-    TemplateFile("fastapi/middleware.py.j2", "middleware.py"),
+    TemplateFile("asgi/asgi.py.j2", "asgi.py"),
+    TemplateFile("asgi/middleware.py.j2", "middleware.py"),
     TemplateFile("fastapi/dependencies.py.j2", "dependencies.py"),
     TemplateFile("fastapi/integration.py.j2", "integration.py"),
     TemplateFile("fastapi/routes.py.j2", "routes.py", when=Condition((("management_routes", "equals", True),))),
     TemplateFile("tests/fastapi/conftest.py.j2", "conftest.py", target="tests"),
     TemplateFile("tests/fastapi/test_session_lifecycle.py.j2", "test_session_lifecycle.py", target="tests"),
     TemplateFile("tests/fastapi/test_session_cookies.py.j2", "test_session_cookies.py", target="tests"),
-    TemplateFile("tests/fastapi/test_memory_store.py.j2", "test_memory_store.py", target="tests"),
+    TemplateFile("tests/shared/test_memory_store.py.j2", "test_memory_store.py", target="tests"),
     TemplateFile("tests/fastapi/test_session_settings.py.j2", "test_session_settings.py", target="tests"),
     TemplateFile("tests/fastapi/test_session_policies.py.j2", "test_session_policies.py", target="tests"),
     TemplateFile("tests/fastapi/test_session_transports.py.j2", "test_session_transports.py", target="tests"),
@@ -61,6 +62,7 @@ class FastAPIPlugin:
 
     name = "fastapi"
     display_name = "FastAPI"
+    async_core = True
 
     def adapter_templates(self) -> Sequence[TemplateFile]:
         return _ADAPTER

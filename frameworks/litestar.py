@@ -1,0 +1,77 @@
+"""Litestar: an `InitPlugin` with Litestar middleware, dependency injection and a `Router`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import PurePosixPath
+from typing import Any
+
+from ..engine.project import ProjectLayout
+from ..engine.render import Renderer
+from ..engine.spec import Condition, TemplateFile
+from ..overrides import GenerationHooks
+from .base import RenderedFile, render_files, standard_target
+
+_ADAPTER = (
+    TemplateFile("asgi/asgi.py.j2", "asgi.py"),
+    TemplateFile("litestar/middleware.py.j2", "middleware.py"),
+    TemplateFile("litestar/dependencies.py.j2", "dependencies.py"),
+    TemplateFile("litestar/integration.py.j2", "integration.py"),
+    TemplateFile("litestar/routes.py.j2", "routes.py", when=Condition((("management_routes", "equals", True),))),
+    TemplateFile("tests/litestar/conftest.py.j2", "conftest.py", target="tests"),
+    # The HTTP scenarios are shared; conftest.py builds this framework's demo app for them.
+    TemplateFile("tests/shared/test_session_http.py.j2", "test_session_http.py", target="tests"),
+    TemplateFile("tests/shared/test_memory_store.py.j2", "test_memory_store.py", target="tests"),
+)
+
+
+class LitestarPlugin:
+    """Litestar: the session arrives through Litestar's own dependency injection."""
+
+    name = "litestar"
+    display_name = "Litestar"
+    async_core = True
+
+    def adapter_templates(self) -> Sequence[TemplateFile]:
+        return _ADAPTER
+
+    def adapter_exports(self) -> list[tuple[str, list[str]]]:
+        return [
+            (
+                "dependencies",
+                [
+                    "ManagerDep",
+                    "PrincipalDep",
+                    "SessionDep",
+                    "provide_session",
+                    "provide_session_manager",
+                    "require_principal",
+                    "require_recent_auth",
+                ],
+            ),
+            ("integration", ["SessionPlugin"]),
+            ("middleware", ["SessionMiddleware"]),
+        ]
+
+    def target_path(self, layout: ProjectLayout, file: TemplateFile) -> PurePosixPath:
+        return standard_target(layout, file)
+
+    def render(
+        self,
+        renderer: Renderer,
+        files: Sequence[TemplateFile],
+        context: Mapping[str, Any],
+        layout: ProjectLayout,
+        hooks: GenerationHooks,
+    ) -> list[RenderedFile]:
+        return render_files(self, renderer, files, context, layout, hooks)
+
+    def next_steps(self, layout: ProjectLayout) -> list[str]:
+        return [
+            f"Mount it: `from {layout.package} import SessionPlugin`, then "
+            "`Litestar(route_handlers=[...], plugins=[SessionPlugin()])`.",
+            "Set SESSION_SECRET_KEY (at least 32 random characters) in the app's environment.",
+            f"Use it in a handler: `async def view(session: SessionDep)` "
+            f"with `from {layout.package} import SessionDep`.",
+            f"Run the generated tests: `python -m pytest {layout.tests_dir}`.",
+        ]

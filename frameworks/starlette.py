@@ -1,0 +1,68 @@
+"""Starlette: the shared pure ASGI middleware, request helpers, routes as `Route` objects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import PurePosixPath
+from typing import Any
+
+from ..engine.project import ProjectLayout
+from ..engine.render import Renderer
+from ..engine.spec import Condition, TemplateFile
+from ..overrides import GenerationHooks
+from .base import RenderedFile, render_files, standard_target
+
+_ADAPTER = (
+    TemplateFile("asgi/asgi.py.j2", "asgi.py"),
+    TemplateFile("asgi/middleware.py.j2", "middleware.py"),
+    TemplateFile("starlette/access.py.j2", "access.py"),
+    TemplateFile("starlette/integration.py.j2", "integration.py"),
+    TemplateFile("starlette/routes.py.j2", "routes.py", when=Condition((("management_routes", "equals", True),))),
+    TemplateFile("tests/starlette/conftest.py.j2", "conftest.py", target="tests"),
+    # The HTTP scenarios are shared; conftest.py builds this framework's demo app for them.
+    TemplateFile("tests/shared/test_session_http.py.j2", "test_session_http.py", target="tests"),
+    TemplateFile("tests/shared/test_memory_store.py.j2", "test_memory_store.py", target="tests"),
+)
+
+
+class StarlettePlugin:
+    """Starlette without FastAPI: endpoints take the request and ask it for the session."""
+
+    name = "starlette"
+    display_name = "Starlette"
+    async_core = True
+
+    def adapter_templates(self) -> Sequence[TemplateFile]:
+        return _ADAPTER
+
+    def adapter_exports(self) -> list[tuple[str, list[str]]]:
+        return [
+            (
+                "access",
+                ["get_session", "get_session_manager", "require_principal", "require_recent_auth"],
+            ),
+            ("integration", ["setup_sessions"]),
+            ("middleware", ["SessionMiddleware"]),
+        ]
+
+    def target_path(self, layout: ProjectLayout, file: TemplateFile) -> PurePosixPath:
+        return standard_target(layout, file)
+
+    def render(
+        self,
+        renderer: Renderer,
+        files: Sequence[TemplateFile],
+        context: Mapping[str, Any],
+        layout: ProjectLayout,
+        hooks: GenerationHooks,
+    ) -> list[RenderedFile]:
+        return render_files(self, renderer, files, context, layout, hooks)
+
+    def next_steps(self, layout: ProjectLayout) -> list[str]:
+        return [
+            f"Mount it: `from {layout.package} import setup_sessions`, then `setup_sessions(app)` "
+            "right after `app = Starlette(routes=...)`.",
+            "Set SESSION_SECRET_KEY (at least 32 random characters) in the app's environment.",
+            f"Use it in an endpoint: `session = get_session(request)` with `from {layout.package} import get_session`.",
+            f"Run the generated tests: `python -m pytest {layout.tests_dir}`.",
+        ]
