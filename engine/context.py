@@ -48,6 +48,8 @@ def build_context(
         "options": dict(options),
         "adapter_exports": plugin.adapter_exports(),
         # Derived choices, so templates test flags instead of re-deciding.
+        # `sync`: the core is rendered for a synchronous (WSGI) framework.
+        "sync": not plugin.async_core,
         "jwt": options.get("token_format") == "jwt",
         "csrf": bool(options.get("csrf", False)),
         "management": bool(options.get("management_routes", False)),
@@ -59,8 +61,10 @@ def build_context(
 def requirements_for(manifest: ModuleManifest, options: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """Pip requirements of the generated code (runtime, tests), from the dependency profiles."""
     profiles = manifest.dependencies
-    wanted: list[str] = [*profiles.base, *profiles.frameworks.get(str(options["framework"]), ())]
-    for option, by_value in profiles.options.items():
+    framework = str(options["framework"])
+    wanted: list[str] = [*profiles.base, *profiles.frameworks.get(framework, ())]
+    for option in dict.fromkeys([*profiles.options, *profiles.framework_options.get(framework, {})]):
+        by_value = profiles.for_option(framework, option)
         value = options.get(option)
         for chosen in value if isinstance(value, list) else [value]:
             wanted.extend(by_value.get(str(chosen), ()))

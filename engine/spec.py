@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -143,6 +143,13 @@ class DependencyProfiles:
     frameworks: Mapping[str, tuple[str, ...]]
     options: Mapping[str, Mapping[str, tuple[str, ...]]]
     tests: tuple[str, ...]
+    # Per framework, option profiles that replace the ones in `options` (e.g. blocking
+    # store drivers for a framework that gets the synchronous core).
+    framework_options: Mapping[str, Mapping[str, Mapping[str, tuple[str, ...]]]] = field(default_factory=dict)
+
+    def for_option(self, framework: str, option: str) -> Mapping[str, tuple[str, ...]]:
+        """The requirements of each value of `option` when generating for `framework`."""
+        return {**self.options.get(option, {}), **self.framework_options.get(framework, {}).get(option, {})}
 
 
 @dataclass(frozen=True)
@@ -369,26 +376,38 @@ def _check_condition(doc: YamlDocument, key_path: KeyPath, option: OptionSpec, o
 def _dependencies(doc: YamlDocument, raw: object, frameworks: Mapping[str, str]) -> DependencyProfiles:
     key: KeyPath = ("dependencies",)
     body = _mapping(doc, key, raw)
-    _only(doc, key, body, {"base", "frameworks", "options", "tests"})
+    _only(doc, key, body, {"base", "frameworks", "options", "framework_options", "tests"})
     fw_raw = _mapping(doc, (*key, "frameworks"), body.get("frameworks"))
     for name in frameworks:
         if name not in fw_raw:
             raise doc.error((*key, "frameworks"), f"no requirements for framework {name!r}")
     by_framework = {str(n): _requirements(doc, (*key, "frameworks", str(n)), r) for n, r in fw_raw.items()}
-    opt_raw = _mapping(doc, (*key, "options"), body.get("options", {}))
-    by_option = {
-        str(option): {
-            str(value): _requirements(doc, (*key, "options", str(option), str(value)), reqs)
-            for value, reqs in _mapping(doc, (*key, "options", str(option)), values).items()
-        }
-        for option, values in opt_raw.items()
-    }
+    overrides_raw = _mapping(doc, (*key, "framework_options"), body.get("framework_options", {}))
+    for name in overrides_raw:
+        if name not in frameworks:
+            known = ", ".join(sorted(frameworks))
+            raise doc.error((*key, "framework_options", str(name)), f"not a framework of this module; known: {known}")
     return DependencyProfiles(
         base=_requirements(doc, (*key, "base"), body.get("base")),
         frameworks=by_framework,
-        options=by_option,
+        options=_option_profiles(doc, (*key, "options"), body.get("options", {})),
         tests=_requirements(doc, (*key, "tests"), body.get("tests", [])),
+        framework_options={
+            str(name): _option_profiles(doc, (*key, "framework_options", str(name)), raw_profiles)
+            for name, raw_profiles in overrides_raw.items()
+        },
     )
+
+
+def _option_profiles(doc: YamlDocument, key: KeyPath, raw: object) -> dict[str, dict[str, tuple[str, ...]]]:
+    """`option: {value: [requirement, ...]}`."""
+    return {
+        str(option): {
+            str(value): _requirements(doc, (*key, str(option), str(value)), reqs)
+            for value, reqs in _mapping(doc, (*key, str(option)), values).items()
+        }
+        for option, values in _mapping(doc, key, raw).items()
+    }
 
 
 def _requirements(doc: YamlDocument, key_path: KeyPath, raw: object) -> tuple[str, ...]:

@@ -66,8 +66,47 @@ def standard_target(layout: ProjectLayout, file: TemplateFile) -> PurePosixPath:
     return base / file.output
 
 
+class Placement(Protocol):
+    """What the shared rendering loop needs of a plugin."""
+
+    async_core: bool
+
+    def target_path(self, layout: ProjectLayout, file: TemplateFile) -> PurePosixPath: ...
+
+
+class StandardPlugin:
+    """The parts most plugins share: `standard_target` placement and `render_files`.
+
+    A subclass sets `name`, `display_name` and `async_core`, and provides its
+    templates, exports and next steps.
+    """
+
+    async_core = True
+
+    def target_path(self, layout: ProjectLayout, file: TemplateFile) -> PurePosixPath:
+        return standard_target(layout, file)
+
+    def render(
+        self,
+        renderer: Renderer,
+        files: Sequence[TemplateFile],
+        context: Mapping[str, Any],
+        layout: ProjectLayout,
+        hooks: GenerationHooks,
+    ) -> list[RenderedFile]:
+        return render_files(self, renderer, files, context, layout, hooks)
+
+
+SECRET_KEY_STEP = "Set SESSION_SECRET_KEY (at least 32 random characters) in the app's environment."
+
+
+def tests_step(layout: ProjectLayout) -> str:
+    """The last next step of every framework: run the generated tests."""
+    return f"Run the generated tests: `python -m pytest {layout.tests_dir}`."
+
+
 def render_files(
-    plugin: FrameworkPlugin,
+    plugin: Placement,
     renderer: Renderer,
     files: Sequence[TemplateFile],
     context: Mapping[str, Any],

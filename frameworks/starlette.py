@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from pathlib import PurePosixPath
-from typing import Any
+from collections.abc import Sequence
 
 from ..engine.project import ProjectLayout
-from ..engine.render import Renderer
 from ..engine.spec import Condition, TemplateFile
-from ..overrides import GenerationHooks
-from .base import RenderedFile, render_files, standard_target
+from .base import SECRET_KEY_STEP, StandardPlugin, tests_step
 
 _ADAPTER = (
     TemplateFile("asgi/asgi.py.j2", "asgi.py"),
@@ -25,12 +21,11 @@ _ADAPTER = (
 )
 
 
-class StarlettePlugin:
+class StarlettePlugin(StandardPlugin):
     """Starlette without FastAPI: endpoints take the request and ask it for the session."""
 
     name = "starlette"
     display_name = "Starlette"
-    async_core = True
 
     def adapter_templates(self) -> Sequence[TemplateFile]:
         return _ADAPTER
@@ -45,24 +40,11 @@ class StarlettePlugin:
             ("middleware", ["SessionMiddleware"]),
         ]
 
-    def target_path(self, layout: ProjectLayout, file: TemplateFile) -> PurePosixPath:
-        return standard_target(layout, file)
-
-    def render(
-        self,
-        renderer: Renderer,
-        files: Sequence[TemplateFile],
-        context: Mapping[str, Any],
-        layout: ProjectLayout,
-        hooks: GenerationHooks,
-    ) -> list[RenderedFile]:
-        return render_files(self, renderer, files, context, layout, hooks)
-
     def next_steps(self, layout: ProjectLayout) -> list[str]:
         return [
             f"Mount it: `from {layout.package} import setup_sessions`, then `setup_sessions(app)` "
             "right after `app = Starlette(routes=...)`.",
-            "Set SESSION_SECRET_KEY (at least 32 random characters) in the app's environment.",
+            SECRET_KEY_STEP,
             f"Use it in an endpoint: `session = get_session(request)` with `from {layout.package} import get_session`.",
-            f"Run the generated tests: `python -m pytest {layout.tests_dir}`.",
+            tests_step(layout),
         ]

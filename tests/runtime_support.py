@@ -22,21 +22,24 @@ BASE_URL = "https://testserver"
 START = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 
 
-def generate_project(root: Path, top: str, assignments: Sequence[str] = ()) -> Path:
+def generate_project(root: Path, top: str, assignments: Sequence[str] = (), framework: str | None = None) -> Path:
     """A project at `root` with package `top` and `top.sessions` generated into it."""
     (root / top).mkdir(parents=True)
     (root / top / "__init__.py").write_text("")
-    report = generate(
-        GenerateRequest(project_dir=root, package=f"{top}.sessions", assignments=tuple(assignments), environ={})
+    request = GenerateRequest(
+        project_dir=root, framework=framework, package=f"{top}.sessions", assignments=tuple(assignments), environ={}
     )
+    report = generate(request)
     assert report.exit_code == 0, report
     return root
 
 
 @contextmanager
-def generated_package(root: Path, top: str, assignments: Sequence[str] = ()) -> Iterator[ModuleType]:
+def generated_package(
+    root: Path, top: str, assignments: Sequence[str] = (), framework: str | None = None
+) -> Iterator[ModuleType]:
     """Generate, import `top.sessions`, and clean up `sys.path` and `sys.modules` afterwards."""
-    generate_project(root, top, assignments)
+    generate_project(root, top, assignments, framework)
     sys.path.insert(0, str(root))
     try:
         yield importlib.import_module(f"{top}.sessions")

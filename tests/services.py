@@ -23,11 +23,19 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from session_kit.engine.unasync import DRIVERS
+
 REQUIRE_VARIABLE = "SESSION_KIT_REQUIRE_SERVICES"
 
 REDIS_URL = os.environ.get("SESSION_KIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("SESSION_KIT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 MARIADB_URL = os.environ.get("SESSION_KIT_TEST_MARIADB_URL", "mysql+asyncmy://root@127.0.0.1:3306/test")
+
+
+def sync_url(url: str) -> str:
+    """The same database's URL with the blocking driver a synchronous (Flask) core uses."""
+    scheme, separator, rest = url.partition("://")
+    return DRIVERS.get(scheme, scheme) + separator + rest
 
 
 # Read once at import: the autouse fixture in conftest.py hides SESSION_KIT_* from the tests.

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -44,3 +46,42 @@ def test_mypy_strict_on_the_package(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Success" in result.stdout
+
+
+RUFF_RULES = "E,F,W,I,UP,B,SIM,RUF,C4,PT,RET"
+# FastAPI projects get the same gates in test_end_to_end.py and test_runtime_matrix.py.
+FRAMEWORK_VARIANTS = {
+    "starlette": ["management_routes=true", "stores=memory,file,sql,redis"],
+    "litestar": ["management_routes=true", "token_format=jwt", "audit=metrics"],
+    # The synchronous core: every store, the management routes, the metrics sink.
+    "flask": ["management_routes=true", "stores=memory,file,sql,redis", "audit=metrics"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", sorted(FRAMEWORK_VARIANTS))
+def test_a_generated_project_is_clean_typed_and_passes_its_tests(tmp_path: Path, framework: str) -> None:
+    (tmp_path / "svc").mkdir()
+    (tmp_path / "svc" / "__init__.py").write_text("")
+    sets = [arg for assignment in FRAMEWORK_VARIANTS[framework] for arg in ("--set", assignment)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SESSION_", "PYTHONPATH"))}
+    generated = _run(
+        sys.executable, "-m", "session_kit", "add", "module", "session", "--yes", "--framework", framework,
+        "--package", "svc.sessions", "--project-dir", str(tmp_path), *sets, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    assert f"'{framework}>=" in generated.stdout
+
+    targets = ["svc", "tests"]
+    lint = _run(sys.executable, "-m", "ruff", "check", "--isolated", "--target-version", "py311",
+                "--select", RUFF_RULES, *targets, cwd=tmp_path, env=env)  # fmt: skip
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    fmt = _run(sys.executable, "-m", "ruff", "format", "--isolated", "--check", *targets, cwd=tmp_path, env=env)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+    types = _run(sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir", os.devnull,
+                 *targets, cwd=tmp_path, env=env)  # fmt: skip
+    assert types.returncode == 0, types.stdout + types.stderr
+    tests = _run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/sessions",
+                 cwd=tmp_path, env=env)  # fmt: skip
+    assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
+    assert " passed" in tests.stdout

@@ -181,6 +181,14 @@ MANIFEST_ERRORS = [
         "no requirements for framework 'fastapi'",
     ),
     (
+        "framework options for an unknown framework",
+        "  tests:\n    - pytest>=8\n",
+        "  framework_options:\n    django:\n      stores:\n        memory: []\n  tests:\n    - pytest>=8\n",
+        "dependencies.framework_options.django",
+        "django:",
+        "not a framework of this module; known: fastapi",
+    ),
+    (
         "template target",
         "output: settings.py}",
         "output: settings.py, target: docs}",
