@@ -110,9 +110,23 @@ def test_the_logger_sink_writes_structured_records(sessions: ModuleType, caplog:
         TestClient(app, base_url=BASE_URL) as client,
     ):
         client.post("/login/ada")
+        client.get("/get")  # loaded: routine, DEBUG
     records = [r for r in caplog.records if r.name == "rt_events_logger.sessions.audit"]
-    assert [r.session_event["event"] for r in records] == ["created", "committed"]  # type: ignore[attr-defined]
+    assert [r.session_event["event"] for r in records] == ["created"]  # type: ignore[attr-defined]
     assert records[0].session_event["principal_id"] == "ada"  # type: ignore[attr-defined]
+
+
+def test_routine_events_are_logged_at_debug(sessions: ModuleType, caplog: pytest.LogCaptureFixture) -> None:
+    app, _ = build_app(sessions, _clock(sessions))
+    with (
+        caplog.at_level(logging.DEBUG, logger="rt_events_logger.sessions.audit"),
+        TestClient(app, base_url=BASE_URL) as client,
+    ):
+        client.post("/login/ada")
+        client.get("/get")
+    records = [r for r in caplog.records if r.name == "rt_events_logger.sessions.audit"]
+    levels = {r.session_event["event"]: r.levelno for r in records}  # type: ignore[attr-defined]
+    assert levels == {"created": logging.INFO, "committed": logging.DEBUG, "loaded": logging.DEBUG}
 
 
 def test_the_metrics_sink(project_root: Path) -> None:
