@@ -7,7 +7,7 @@ same endpoints (the bodies are the same JSON in every framework):
     POST /data/{value}     {"value": value}                write session data
     POST /login/{user}     {"user": user}                  sign in (rotates the session id)
     POST /logout           {"ok": true}                    end the session
-    POST /elevate          {"ok": true}                    add a role (rotates again)
+    POST /step-up          {"ok": true}                    re-authenticate (rotates again)
     GET  /me               {"id": ...} or 401              needs a principal
     /sessions...                                           the generated management routes;
                                                            admin routes need `x-admin: yes`
@@ -23,6 +23,7 @@ import importlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from types import ModuleType
 from typing import Any
 
@@ -32,6 +33,8 @@ from starlette.requests import Request
 
 BASE_URL = "https://testserver.local"  # HTTPS, so the Secure session cookie round-trips
 ADMIN_HEADER = "x-admin"
+# Ending sessions needs a sign-in (or step-up at /step-up) at most this long ago.
+RECENT_AUTH = timedelta(minutes=10)
 
 # build(sessions, settings, store, clock) -> the app
 Builder = Callable[[ModuleType, Any, Any, Any], Any]
@@ -117,16 +120,16 @@ def _fastapi_app(sessions: ModuleType, settings: Any, store: Any, clock: Any) ->
         session.destroy()
         return {"ok": True}
 
-    @app.post("/elevate")
-    async def elevate(session: Any = session_dep) -> dict[str, bool]:
-        session.elevate(roles=["admin"])
+    @app.post("/step-up")
+    async def step_up(session: Any = session_dep) -> dict[str, bool]:
+        session.elevate(reauthenticated=True)
         return {"ok": True}
 
     @app.get("/me")
     async def me(principal: Any = principal_dep) -> dict[str, str]:
         return {"id": principal.id}
 
-    app.include_router(sessions.session_router(admin=_fastapi_is_admin))
+    app.include_router(sessions.session_router(admin=_fastapi_is_admin, recent_auth=RECENT_AUTH))
     return app
 
 
@@ -163,8 +166,8 @@ def _starlette_app(sessions: ModuleType, settings: Any, store: Any, clock: Any) 
         sessions.get_session(request).destroy()
         return JSONResponse({"ok": True})
 
-    async def elevate(request: Request) -> JSONResponse:
-        sessions.get_session(request).elevate(roles=["admin"])
+    async def step_up(request: Request) -> JSONResponse:
+        sessions.get_session(request).elevate(reauthenticated=True)
         return JSONResponse({"ok": True})
 
     async def me(request: Request) -> JSONResponse:
@@ -176,9 +179,9 @@ def _starlette_app(sessions: ModuleType, settings: Any, store: Any, clock: Any) 
             Route("/data/{value}", write, methods=["POST"]),
             Route("/login/{user}", login, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
-            Route("/elevate", elevate, methods=["POST"]),
+            Route("/step-up", step_up, methods=["POST"]),
             Route("/me", me, methods=["GET"]),
-            *sessions.session_router(admin=is_admin),
+            *sessions.session_router(admin=is_admin, recent_auth=RECENT_AUTH),
         ]
     )
     sessions.setup_sessions(app, settings, store=store, clock=clock)
@@ -220,9 +223,9 @@ def _litestar_app(sessions: ModuleType, settings: Any, store: Any, clock: Any) -
         session.destroy()
         return {"ok": True}
 
-    @post("/elevate", status_code=200)
-    async def elevate(session: SessionDep) -> dict[str, bool]:
-        session.elevate(roles=["admin"])
+    @post("/step-up", status_code=200)
+    async def step_up(session: SessionDep) -> dict[str, bool]:
+        session.elevate(reauthenticated=True)
         return {"ok": True}
 
     @get("/me", dependencies={"principal": Provide(sessions.require_principal)})
@@ -230,7 +233,15 @@ def _litestar_app(sessions: ModuleType, settings: Any, store: Any, clock: Any) -
         return {"id": principal.id}
 
     return Litestar(
-        route_handlers=[read, write, login, logout, elevate, me, sessions.session_router(admin=is_admin)],
+        route_handlers=[
+            read,
+            write,
+            login,
+            logout,
+            step_up,
+            me,
+            sessions.session_router(admin=is_admin, recent_auth=RECENT_AUTH),
+        ],
         plugins=[sessions.SessionPlugin(settings, store=store, clock=clock)],
         signature_namespace=namespace,
     )
@@ -267,16 +278,16 @@ def _flask_app(sessions: ModuleType, settings: Any, store: Any, clock: Any) -> A
         sessions.get_session().destroy()
         return {"ok": True}
 
-    @app.post("/elevate")
-    def elevate() -> dict[str, bool]:
-        sessions.get_session().elevate(roles=["admin"])
+    @app.post("/step-up")
+    def step_up() -> dict[str, bool]:
+        sessions.get_session().elevate(reauthenticated=True)
         return {"ok": True}
 
     @app.get("/me")
     def me() -> dict[str, str]:
         return {"id": sessions.current_principal().id}
 
-    app.register_blueprint(sessions.session_router(admin=is_admin))
+    app.register_blueprint(sessions.session_router(admin=is_admin, recent_auth=RECENT_AUTH))
     return app
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from framework_apps import ADMIN_HEADER, BASE_URL, FRAMEWORKS, FrameworkApp
+from framework_apps import ADMIN_HEADER, BASE_URL, FRAMEWORKS, RECENT_AUTH, FrameworkApp
 from runtime_support import SECRET, generated_package
 from services import MARIADB_URL, POSTGRES_URL, REDIS_URL, require_server, sync_url
 
@@ -372,3 +372,20 @@ async def test_a_store_outage_answers_503_with_retry_after(
     assert response.headers["retry-after"] == "1"
     assert framework.error_code(response) == "session.store_unavailable"
     assert _token(response) is None
+
+
+async def test_ending_sessions_needs_a_recent_sign_in(
+    client: httpx.AsyncClient, framework: FrameworkApp, clock: Any
+) -> None:
+    other = await _sign_in(client, "ada", clock)
+    await _sign_in(client, "ada", clock)
+    clock.advance(RECENT_AUTH + timedelta(seconds=1))
+
+    stale = await client.delete("/sessions")
+    assert stale.status_code == 401
+    assert framework.error_code(stale) == "session.reauthentication_required"
+    assert (await client.get("/sessions")).status_code == 200  # listing needs no step-up
+    assert (await client.post("/step-up")).status_code == 200
+    assert (await client.delete("/sessions")).json() == {"revoked": 1}
+    _hold(client, other)
+    assert (await client.get("/me")).status_code == 401

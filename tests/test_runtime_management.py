@@ -144,3 +144,20 @@ def test_the_manager_api(sessions: ModuleType, clock: Any) -> None:
         return steps
 
     assert asyncio.run(scenario()) == [2, True, False, 1, True, 2]
+
+
+def test_ending_sessions_can_require_a_recent_sign_in(sessions: ModuleType, clock: Any) -> None:
+    app, _ = build_app(sessions, clock, idle_timeout=3600)
+    app.include_router(sessions.session_router(recent_auth=timedelta(minutes=10)))
+    with TestClient(app, base_url=BASE_URL) as phone, TestClient(app, base_url=BASE_URL) as laptop:
+        phone.post("/login/ada")
+        laptop.post("/login/ada")
+        clock.advance(timedelta(minutes=11))
+        stale = laptop.delete("/sessions")
+        assert stale.status_code == 401
+        assert stale.json()["detail"]["code"] == "session.reauthentication_required"
+        assert phone.get("/me").status_code == 200  # nothing was ended
+        assert laptop.get("/sessions").status_code == 200  # listing needs no step-up
+        laptop.post("/reauthenticate")
+        assert laptop.delete("/sessions").json() == {"revoked": 1}
+        assert phone.get("/me").status_code == 401
