@@ -26,6 +26,8 @@ DOC_KEYS = (
     "troubleshooting",
     "api-reference",
 )
+# Pages a module may add to its documentation map beyond the required ones.
+OPTIONAL_DOC_KEYS = ("stores", "performance")
 TARGETS = ("package", "tests")
 # Patterns are applied with fullmatch: `$` alone would let a trailing newline through.
 _SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?")
@@ -200,9 +202,9 @@ def load_manifest(path: Path, options: OptionSpecSet | None = None) -> ModuleMan
         raise doc.error(("compatibility", "frameworks"), "at least one framework is required")
 
     docs = _mapping(doc, ("documentation",), root.get("documentation"))
-    _only(doc, ("documentation",), docs, set(DOC_KEYS))
+    _only(doc, ("documentation",), docs, {*DOC_KEYS, *OPTIONAL_DOC_KEYS})
     documentation: dict[str, str] = {}
-    for key in DOC_KEYS:
+    for key in (*DOC_KEYS, *(key for key in OPTIONAL_DOC_KEYS if key in docs)):
         if key not in docs:
             raise doc.error(("documentation",), f"missing key {key!r}; required keys: {', '.join(DOC_KEYS)}")
         rel = _string(doc, ("documentation", key), docs[key])

@@ -34,3 +34,9 @@ def test_the_readme_opens_with_the_two_commands() -> None:
     assert "session-kit add module session --yes" in blocks[0]
     ci = (KIT_ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()[-1]
     assert blocks[1].strip() == ci.strip(), "the README's test command must be exactly what .ci/run runs"
+
+
+def test_the_documentation_map_names_every_page_in_docs() -> None:
+    mapped = set(Kit().manifest.documentation.values())
+    pages = {f"docs/{page.name}" for page in (KIT_ROOT / "docs").glob("*.md")}
+    assert mapped == pages
