@@ -54,11 +54,20 @@ def runtime(rt: dict[str, Any]) -> str:
         "Redis cmds / trips per read",
         "per write",
     ]
-    verdicts = [
-        f"- {key}: **{r['value']:.2f}** (target {'≤' if 'overhead' in key else '≥'} {r['target']})"
-        for key, r in rt["ratios"].items()
-    ]
-    return _table(header, rows) + "\n\n" + "\n".join(verdicts)
+    return _table(header, rows) + "\n\n" + verdicts(rt["ratios"])
+
+
+def verdicts(ratios: dict[str, Any]) -> str:
+    """One line per target: the measured ratio, the target and whether it was met."""
+    lines = []
+    for key, r in ratios.items():
+        sign = "≤" if r.get("better", "lower") == "lower" else "≥"
+        if r["value"] is None:
+            lines.append(f"- {key}: not measurable in this run (target {sign} {r['target']})")
+            continue
+        verdict = "met" if r.get("met") else "missed"
+        lines.append(f"- {key}: **{r['value']:.2f}** (target {sign} {r['target']}): {verdict}")
+    return "\n".join(lines)
 
 
 def e2e(result: dict[str, Any]) -> str:
