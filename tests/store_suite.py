@@ -234,7 +234,12 @@ class StoreSuite:
         created = record(sessions, clock, "a", ada)
         await s.create(created)
         clock.advance(timedelta(minutes=10))
-        due = touch(sessions, clock.now, due_before=clock.now - timedelta(minutes=1), idle_since=START)
+        due = touch(
+            sessions,
+            clock.now,
+            due_before=clock.now - timedelta(minutes=1),
+            idle_since=clock.now - timedelta(minutes=30),
+        )
         touched = await s.load("a", touch=due)
         assert touched.last_seen_at == clock.now
         assert touched.version == created.version  # a touch is not a save
