@@ -1,11 +1,12 @@
 """Run every benchmark once, print rich tables with ratios against the peers, write JSON.
 
-    python bench/run.py [--runs N] [--only generation,runtime,e2e,scale] [--out FILE]
+    python bench/run.py [--runs N] [--only generation,runtime,roundtrips,concurrency,e2e,scale] [--out FILE]
 
 Parts: generation (whole processes against copier and cookiecutter), runtime (per-request
-overhead in process), e2e (uvicorn and a bounded load generator), scale (storage per session,
-listing among a million sessions in Redis). Every part is bounded; the whole run takes a few
-minutes on a 2-core machine.
+overhead in process, ASGI and Flask), roundtrips (store commands and statements per
+operation), concurrency (concurrent requests and sign-ins against one app), e2e (uvicorn and
+a bounded load generator), scale (storage per session, listing among a million sessions in
+Redis). Every part is bounded; the whole run takes a few minutes on a 2-core machine.
 
 Benchmarks are not tests: nothing here asserts a timing. Targets are printed beside the
 measured ratios so a miss is visible, and docs/performance.md records the latest run.
@@ -29,15 +30,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import generation
 
+PARTS = ("generation", "runtime", "roundtrips", "concurrency", "e2e", "scale")
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7, help="timed runs per command (after one warm-up)")
-    parser.add_argument("--only", default="generation,runtime,e2e,scale", help="comma-separated parts to run")
+    parser.add_argument("--only", default=",".join(PARTS), help="comma-separated parts to run")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "latest.json")
     args = parser.parse_args()
     console = Console(width=None if sys.stdout.isatty() else 170)  # wide tables also in a log file
     parts = set(args.only.split(","))
+    if parts - set(PARTS):
+        parser.error(f"unknown part(s) {', '.join(sorted(parts - set(PARTS)))}; the parts are {', '.join(PARTS)}")
     # A stopped run still drops its tables and keys: SIGTERM unwinds like Ctrl-C.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     machine = {"python": platform.python_version(), "platform": platform.platform(), "cpus": _cpus()}
@@ -61,6 +66,14 @@ def main() -> int:
                 import e2e
 
                 results["e2e"] = e2e.run(workdir, console)
+        if "roundtrips" in parts:
+            import roundtrips
+
+            results["roundtrips"] = roundtrips.run(workdir, console)
+        if "concurrency" in parts:
+            import concurrency
+
+            results["concurrency"] = concurrency.run(workdir, console)
         if "scale" in parts:
             import scale
 

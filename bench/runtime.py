@@ -77,18 +77,23 @@ class CookieJar:
                     self.cookies[key] = val
 
 
-async def request(app: ASGIApp, path: str, jar: CookieJar) -> int:
+async def request(app: ASGIApp, target: str, jar: CookieJar, method: str = "GET") -> int:
+    """One request straight into the ASGI app; `target` is a path with an optional query."""
+    path, _, query = target.partition("?")
+    headers = [(b"host", b"bench.local"), *jar.header()]
+    if method != "GET":
+        headers.append((b"sec-fetch-site", b"same-origin"))  # as a browser sends it: CSRF checks pass
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "GET",
+        "method": method,
         "scheme": "https",
         "path": path,
         "raw_path": path.encode(),
-        "query_string": b"",
+        "query_string": query.encode(),
         "root_path": "",
-        "headers": [(b"host", b"bench.local"), *jar.header()],
+        "headers": headers,
         "client": ("127.0.0.1", 50000),
         "server": ("bench.local", 443),
         "state": {},
@@ -206,19 +211,36 @@ def session_kit_variant(name: str, package: Any, store_url: str, plain: bool = F
     store = package.open_store(config.store_url, idle_timeout=config.idle_timeout)
     package.setup_sessions(app, config, store=store)
     sql = hasattr(store, "create_tables")
+    redis_prefix = redis_key_prefix(store_url)
 
     async def setup() -> None:
         if sql:
             await store.create_tables()
 
     async def cleanup() -> None:
-        if sql:
-            await store.drop_tables()
-        elif hasattr(store, "delete_all"):
-            await store.delete_all()
-        await store.close()
+        try:
+            if sql:
+                await store.drop_tables()
+            elif redis_prefix is not None:
+                drop_redis_keys(redis_prefix)
+            elif hasattr(store, "delete_all"):
+                await store.delete_all()
+        finally:
+            await store.close()
 
     return Variant(name, app, redis=store_url.startswith("redis"), setup=setup, cleanup=cleanup, plain=plain)
+
+
+def redis_key_prefix(store_url: str) -> str | None:
+    """The `prefix` a Redis store URL of this bench names, or None for any other store."""
+    from urllib.parse import parse_qs, urlsplit
+
+    if not store_url.startswith("redis"):
+        return None
+    prefixes = parse_qs(urlsplit(store_url).query).get("prefix")
+    if not prefixes:
+        raise ValueError("a bench Redis store URL must name its own key prefix (?prefix=...)")
+    return prefixes[0]
 
 
 def generate_package(workdir: Path, stores: list[str], package: str = "benchapp", *settings: str) -> Any:
@@ -253,6 +275,30 @@ def available_stores() -> list[str]:
 
     option = Kit().options.get("stores")
     return list(option.choices) if option else ["memory"]
+
+
+def drop_redis_keys(prefix: str) -> int:
+    """Delete every key of this run under `prefix`, in bounded batches, with a client of its own.
+
+    The bench cleans Redis itself rather than through a store's `delete_all`, so a store
+    bug there can never leave a run's keys behind.
+    """
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    dropped = 0
+    try:
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=f"{prefix}*", count=1_000):
+            batch.append(key)
+            if len(batch) == 1_000:
+                dropped += int(client.delete(*batch))
+                batch.clear()
+        if batch:
+            dropped += int(client.delete(*batch))
+    finally:
+        client.close()
+    return dropped
 
 
 def redis_is_up() -> bool:
