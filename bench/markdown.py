@@ -70,6 +70,65 @@ def verdicts(ratios: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def flask(rt: dict[str, Any]) -> str:
+    rows = [
+        [
+            name,
+            f"{v['read_rps']:,}",
+            f"{v['write_rps']:,}",
+            f"{v['read_overhead_us']:.1f}",
+            f"{v['write_overhead_us']:.1f}",
+            f"{v['spread_pct']:.0f}",
+            "" if v["redis_per_read"] is None else "{:.0f} / {:.0f}".format(*v["redis_per_read"]),
+            "" if v["redis_per_write"] is None else "{:.0f} / {:.0f}".format(*v["redis_per_write"]),
+        ]
+        for name, v in rt["variants"].items()
+    ]
+    header = [
+        "variant",
+        "read req/s",
+        "write req/s",
+        "read µs over floor",
+        "write µs over floor",
+        "spread %",
+        "Redis cmds / trips per read",
+        "per write",
+    ]
+    return _table(header, rows) + "\n\n" + verdicts(rt["ratios"])
+
+
+def roundtrips(result: dict[str, Any]) -> str:
+    stores = list(result["stores"])
+    operations = list(next(iter(result["stores"].values()))) if stores else []
+
+    def cell(store: str, row: dict[str, float]) -> str:
+        if store == "Redis":
+            return f"{row['redis_commands']:.1f} / {row['redis_round_trips']:.1f}"
+        if store in ("SQLite", "PostgreSQL"):
+            return f"{row['sql_statements']:.1f} / {row['sql_transactions']:.1f}"
+        return "–"
+
+    rows = [[name, *(cell(store, result["stores"][store][name]) for store in stores)] for name in operations]
+    return _table(["operation", *stores], rows) + "\n\n" + verdicts(result["targets"])
+
+
+def concurrency(result: dict[str, Any]) -> str:
+    parts = []
+    burst = result.get("burst")
+    if burst:
+        rows = [[w["request"], f"{w['seconds']:.2f}", str(w["errors"])] for w in burst["waves"]]
+        parts.append(
+            f"{burst['clients']} concurrent clients on Redis, 3 waves:\n\n" + _table(["wave", "s", "errors"], rows)
+        )
+    race_rows = [
+        [store, f"{r['seconds']:.2f}", str(r["errors"]), str(r["listed"]), str(r["signed_in_clients"])]
+        for store, r in result["race"].items()
+    ]
+    header = ["store", "s", "errors", "listed live", "clients still signed in"]
+    parts.append("Concurrent sign-ins of one principal, limit 3:\n\n" + _table(header, race_rows))
+    return "\n\n".join(parts)
+
+
 def e2e(result: dict[str, Any]) -> str:
     rows = [
         [
@@ -114,11 +173,15 @@ def render(results: dict[str, Any]) -> str:
     for key, title, build in (
         ("generation", "Generation", generation),
         ("runtime", "Per-request overhead, in process", runtime),
+        ("flask", "Flask, per-request overhead in process", flask),
+        ("roundtrips", "Round trips per operation", roundtrips),
+        ("concurrency", "Concurrency", concurrency),
         ("e2e", "End to end (uvicorn)", e2e),
         ("scale", "Scale", scale),
     ):
-        if key in results:
-            parts.append(f"### {title}\n\n{build(results[key])}")
+        part = results.get("runtime", {}).get("flask") if key == "flask" else results.get(key)
+        if part:
+            parts.append(f"### {title}\n\n{build(part)}")
     return "\n\n".join(parts) + "\n"
 
 
