@@ -7,7 +7,12 @@ Driven through a real generated FastAPI app; the SQL case reads the SQLite file'
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -134,3 +139,109 @@ def test_a_bad_key_is_refused_at_startup(sessions: ModuleType) -> None:
 def test_without_keys_nothing_is_wrapped(sessions: ModuleType, clock: Any) -> None:
     _, manager = build_app(sessions, clock)
     assert not isinstance(manager.store, sessions.stores.encrypted.EncryptedStore)
+
+
+def sealed_pair(sessions: ModuleType, clock: Any) -> tuple[Any, Any]:
+    """A memory store and the encrypted store around it."""
+    inner = sessions.MemoryStore(100, clock=clock)
+    return inner, sessions.stores.encrypted.EncryptedStore(inner, [new_key()])
+
+
+def plain_record(sessions: ModuleType, clock: Any, session_id: str) -> Any:
+    return sessions.SessionRecord(
+        session_id=session_id,
+        secret_hash="f" * 64,
+        data={"colour": MARKER},
+        principal=sessions.SessionPrincipal("user", "ada", {"name": "Ada"}),
+        created_at=clock.now,
+        last_seen_at=clock.now,
+        expires_at=clock.now + timedelta(hours=1),
+        client={"ip": "198.51.100.7"},
+    )
+
+
+def test_a_touch_only_load_encrypts_nothing_again(sessions: ModuleType, clock: Any) -> None:
+    inner, store = sealed_pair(sessions, clock)
+    asyncio.run(store.create(plain_record(sessions, clock, "a")))
+    before = asyncio.run(inner.load("a"))
+    clock.advance(timedelta(minutes=10))
+    due = sessions.stores.Touch(
+        at=clock.now, due_before=clock.now - timedelta(minutes=1), idle_since=clock.now - timedelta(hours=1)
+    )
+    touched = asyncio.run(store.load("a", touch=due))
+    assert (touched.last_seen_at, touched.data["colour"]) == (clock.now, MARKER)
+    after = asyncio.run(inner.load("a"))
+    # Fernet tokens differ on every encryption: equal tokens mean nothing was sealed again.
+    assert (after.data, after.principal, after.client) == (before.data, before.principal, before.client)
+    assert after.last_seen_at == clock.now
+
+
+def test_a_lost_save_returns_the_current_record_opened(sessions: ModuleType, clock: Any) -> None:
+    _, store = sealed_pair(sessions, clock)
+    asyncio.run(store.create(plain_record(sessions, clock, "a")))
+    loaded = asyncio.run(store.load("a"))
+    assert asyncio.run(store.save(replace(loaded, data={"colour": "blue"}), expected_version=1)).saved
+    lost = asyncio.run(store.save(replace(loaded, data={"colour": "red"}), expected_version=1))
+    assert not lost.saved
+    assert lost.current.data == {"colour": "blue"}
+    assert lost.current.client == {"ip": "198.51.100.7"}
+
+
+def test_a_rotation_pointer_opens_as_a_pointer(sessions: ModuleType, clock: Any) -> None:
+    _, store = sealed_pair(sessions, clock)
+    asyncio.run(store.create(plain_record(sessions, clock, "old")))
+    grace_until = clock.now + timedelta(seconds=30)
+    asyncio.run(store.create(plain_record(sessions, clock, "new"), replaces="old", grace_until=grace_until))
+    pointer = asyncio.run(store.load("old"))
+    assert (pointer.replaced_by, pointer.data, pointer.principal) == ("new", {}, None)
+    assert asyncio.run(store.load("new")).data == {"colour": MARKER}
+
+
+def _python(sessions: ModuleType, code: str) -> subprocess.CompletedProcess[str]:
+    top = sessions.__name__.split(".")[0]
+    root = Path(sys.modules[top].__file__ or "").parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_")}
+    env["PYTHONPATH"] = str(root)
+    return subprocess.run(
+        [sys.executable, "-c", code.replace("PACKAGE", sessions.__name__)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def test_cryptography_is_imported_only_when_encryption_is_configured(sessions: ModuleType) -> None:
+    result = _python(
+        sessions,
+        f"""
+import sys
+from fastapi import FastAPI
+from PACKAGE import SessionSettings, setup_sessions
+setup_sessions(FastAPI(), SessionSettings(secret_key={SECRET!r}))
+print("without keys:", "cryptography" in sys.modules)
+setup_sessions(FastAPI(), SessionSettings(secret_key={SECRET!r}, data_encryption_keys=[{new_key()!r}]))
+print("with keys:", "cryptography" in sys.modules)
+""",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["without keys: False", "with keys: True"]
+
+
+def test_missing_cryptography_is_a_clear_startup_error(sessions: ModuleType) -> None:
+    result = _python(
+        sessions,
+        f"""
+import sys
+sys.modules["cryptography"] = None  # as if it were not installed
+from fastapi import FastAPI
+from PACKAGE import SessionConfigurationError, SessionSettings, setup_sessions
+setup_sessions(FastAPI(), SessionSettings(secret_key={SECRET!r}))
+try:
+    setup_sessions(FastAPI(), SessionSettings(secret_key={SECRET!r}, data_encryption_keys=[{new_key()!r}]))
+except SessionConfigurationError as error:
+    print(error)
+""",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "encryption at rest needs the cryptography package: pip install cryptography" in result.stdout
