@@ -6,9 +6,12 @@ KitError
 │   ├── OptionError      an option value is not allowed
 │   ├── AnswersFileError the --answers file cannot be read or parsed
 │   └── ProjectError     the project directory or package path cannot be used
+│       └── DamagedState a file under .session-kit/ or the lock fails to parse or validate
+├── ProjectBusy          another session-kit process holds the project's lock (exit 75)
 ├── RefusedOverwrite     a file in the way was not written by session-kit (exit 1)
 ├── VersionDrift         package, module.yaml and changelog versions disagree (exit 1)
-└── ApplyError           writing failed; the project was restored (exit 2)
+├── ApplyError           writing failed; the project was restored (exit 2)
+└── ReleaseError         a released version's template fingerprint would change (exit 1)
 """
 
 from __future__ import annotations
@@ -50,6 +53,28 @@ class ProjectError(UserError):
     """The project directory, layout or package path cannot be used."""
 
 
+class DamagedState(ProjectError):
+    """A state file of the project cannot be trusted; nothing is written while it is so.
+
+    The message names the file, the key inside it and what the user can do, because a
+    hand-edited or half-restored state file is fixed by a person, not by a retry.
+    """
+
+    def __init__(self, path: Path | str, key: str, problem: str, remedy: str) -> None:
+        self.path = str(path)
+        self.key = key
+        self.remedy = remedy
+        where = f"{self.path}: {key}: " if key else f"{self.path}: "
+        super().__init__(f"{where}{problem}; nothing was written. {remedy}")
+
+
+class ProjectBusy(KitError):
+    """Another session-kit process works on the project and did not finish in time."""
+
+    # EX_TEMPFAIL: the same command succeeds when retried later.
+    exit_code = 75
+
+
 class RefusedOverwrite(KitError):
     """A file session-kit did not write, or the user edited, is in the way."""
 
@@ -64,3 +89,9 @@ class VersionDrift(KitError):
 
 class ApplyError(KitError):
     """Writing into the project failed; every change was rolled back."""
+
+
+class ReleaseError(KitError):
+    """Recording a fingerprint would rewrite what a released version shipped."""
+
+    exit_code = 1

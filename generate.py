@@ -13,6 +13,7 @@ from typing import Any
 
 from .engine.apply import Write, apply_writes, changes_disk
 from .engine.context import build_context, requirements_for, select_templates
+from .engine.guard import guarded
 from .engine.kit import Kit
 from .engine.options import ResolvedOptions, check_hook_changes, parse_assignments, read_answers_file, resolve
 from .engine.plan import Action, FilePlan, build_plan
@@ -180,7 +181,12 @@ def prepare(request: GenerateRequest, *, allow_framework_change: bool = False) -
 
 
 def generate(request: GenerateRequest) -> GenerateReport:
-    """Run the whole workflow for one module into one project."""
+    """Run the whole workflow for one module into one project, holding the project's lock."""
+    with guarded(check_project_dir(request.project_dir), write=not request.dry_run):
+        return _generate(request)
+
+
+def _generate(request: GenerateRequest) -> GenerateReport:
     prepared = prepare(request)
     root, previous, layout, plugin = prepared.root, prepared.previous, prepared.layout, prepared.plugin
     manifest = prepared.kit.manifest
@@ -219,7 +225,8 @@ def generate(request: GenerateRequest) -> GenerateReport:
     new_lock = Lock(prepared.version, {**(lock.modules if lock else {}), manifest.name: module_lock})
     writes = _writes(root, plans, previous, module_lock, new_lock)
     if writes:
-        apply_writes(root, writes, environ=request.environ)
+        label = f"add of {manifest.name} {prepared.version}"
+        apply_writes(root, writes, environ=request.environ, kind="add", label=label)
     return report
 
 

@@ -14,11 +14,13 @@ from typing import Any
 
 from .engine.apply import Write, apply_writes, changes_disk
 from .engine.context import requirements_for
+from .engine.guard import guarded
 from .engine.history import HistoryEntry, record_writes, rollback_writes
 from .engine.merge import has_conflict_markers
 from .engine.plan import unified_diff
 from .engine.project import LOCK_NAME, STATE_DIR, Lock, LockedFile, ModuleLock, check_project_dir, sha256
 from .engine.state import VENDOR_RECORD
+from .engine.statecheck import Checker
 from .engine.upgrade import FileUpgrade, Outcome, plan_upgrade
 from .engine.versions import drift_notes
 from .errors import ProjectError, RefusedOverwrite
@@ -85,15 +87,24 @@ class UpgradeReport:
         }
 
 
-def upgrade(request: GenerateRequest) -> UpgradeReport:
-    """Re-render with the installed kit (and any changed options), then merge into the project."""
+def upgrade(request: GenerateRequest, *, allow_framework_change: bool = True) -> UpgradeReport:
+    """Re-render with the installed kit (and any changed options), then merge into the project.
+
+    The whole run holds the project's exclusive lock: what is read (lock, vendor snapshot,
+    history) cannot change before what is decided from it is written.
+    """
     root = check_project_dir(request.project_dir)
-    if (root / PENDING).is_file():
+    with guarded(root, write=not request.dry_run):
+        return _upgrade(root, request, allow_framework_change)
+
+
+def _upgrade(root: Path, request: GenerateRequest, allow_framework_change: bool) -> UpgradeReport:
+    if read_pending(root) is not None:
         raise RefusedOverwrite(
             "an upgrade with conflicts is not finished; resolve the conflict markers, "
-            "then run `session-kit upgrade --continue`"
+            "then run `session-kit upgrade --continue` (or `session-kit rollback` to undo it)"
         )
-    prepared = prepare(request, allow_framework_change=True)
+    prepared = prepare(request, allow_framework_change=allow_framework_change)
     previous = prepared.previous
     if previous is None:
         name = prepared.kit.manifest.name
@@ -135,39 +146,86 @@ def upgrade(request: GenerateRequest) -> UpgradeReport:
     if not writes:
         return report
     history = record_writes(root, [w.path for w in writes], previous.version, prepared.version)
-    apply_writes(root, history + writes, environ=request.environ)
+    label = f"upgrade of {previous.name} {previous.version} → {prepared.version}"
+    apply_writes(root, history + writes, environ=request.environ, kind="upgrade", label=label)
     return report
 
 
 def continue_upgrade(project_dir: Path, *, environ: dict[str, str] | None = None) -> list[str]:
     """Finish an upgrade whose conflicts were resolved; returns the files that were in conflict."""
     root = check_project_dir(project_dir)
+    with guarded(root, write=True):
+        pending = read_pending(root)
+        if pending is None:
+            raise ProjectError("no upgrade is waiting to be continued")
+        unresolved = [rel for rel in pending.conflicts if _has_markers(root / rel)]
+        if unresolved:
+            raise RefusedOverwrite("conflict markers remain in: " + ", ".join(unresolved))
+        lock_data = json.loads(pending.lock_text)
+        module = lock_data["modules"][pending.module]
+        for rel in pending.conflicts:
+            entry = module["files"][rel]
+            target = root / rel
+            if entry["sha256"] == "" and target.is_file():  # an accepted edit: its resolution is accepted too
+                entry["sha256"] = sha256(target.read_bytes())
+        text = json.dumps(lock_data, indent=2, sort_keys=True) + "\n"
+        writes = [Write(LOCK_NAME, text.encode()), Write(str(PENDING), None)]
+        label = f"upgrade --continue of {pending.module} {pending.version}"
+        apply_writes(root, writes, environ=environ, kind="continue", label=label)
+        return list(pending.conflicts)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """pending-upgrade.json: the lock an upgrade with conflicts will write once they are resolved."""
+
+    module: str
+    version: str
+    lock_text: str
+    conflicts: list[str]
+
+
+_PENDING_REMEDY = (
+    "Run `session-kit rollback` to undo the unfinished upgrade (it restores every file it touched and "
+    "removes this file), or restore the file from version control."
+)
+
+
+def read_pending(root: Path) -> Pending | None:
+    """The unfinished upgrade, None when there is none; DamagedState naming the key when damaged."""
     path = root / PENDING
     if not path.is_file():
-        raise ProjectError("no upgrade is waiting to be continued")
-    pending = json.loads(path.read_text(encoding="utf-8"))
-    unresolved = pending_conflicts(root)
-    if unresolved:
-        raise RefusedOverwrite("conflict markers remain in: " + ", ".join(unresolved))
-    lock_data = json.loads(pending["lock"])
-    module = lock_data["modules"][pending["module"]]
-    for rel in pending["conflicts"]:
-        entry = module["files"][rel]
-        target = root / rel
-        if entry["sha256"] == "" and target.is_file():  # an accepted edit: its resolution is accepted too
-            entry["sha256"] = sha256(target.read_bytes())
-    text = json.dumps(lock_data, indent=2, sort_keys=True) + "\n"
-    apply_writes(root, [Write(LOCK_NAME, text.encode()), Write(str(PENDING), None)], environ=environ)
-    return list(pending["conflicts"])
+        return None
+    check = Checker(path, _PENDING_REMEDY)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise check.fail("", f"not a readable record of an unfinished upgrade ({exc})") from None
+    body = check.mapping(raw, "(top level)")
+    name = check.string(check.field(body, "module", ""), "module")
+    lock_text = check.string(check.field(body, "lock", ""), "lock")
+    conflicts = check.strings(check.field(body, "conflicts", ""), "conflicts")
+    try:
+        lock_raw = json.loads(lock_text)
+    except json.JSONDecodeError as exc:
+        raise check.fail("lock", f"not the JSON text of a lock ({exc})") from None
+    modules = check.mapping(check.field(check.mapping(lock_raw, "lock"), "modules", "lock"), "lock.modules")
+    if name not in modules:
+        raise check.fail("lock.modules", f"has no entry for module {name!r}")
+    module = ModuleLock.from_json(name, modules[name], check, f"lock.modules.{name}")
+    for rel in conflicts:
+        check.relative_path(rel, "conflicts")
+        if rel not in module.files:
+            raise check.fail("conflicts", f"{rel} is not a file of module {name} in the pending lock")
+    return Pending(name, module.version, lock_text, conflicts)
 
 
 def pending_conflicts(root: Path) -> list[str]:
     """Files of an unfinished upgrade that still hold conflict markers."""
-    path = root / PENDING
-    if not path.is_file():
+    pending = read_pending(root)
+    if pending is None:
         return []
-    pending = json.loads(path.read_text(encoding="utf-8"))
-    return [rel for rel in pending["conflicts"] if _has_markers(root / rel)]
+    return [rel for rel in pending.conflicts if _has_markers(root / rel)]
 
 
 def _has_markers(path: Path) -> bool:
@@ -177,9 +235,11 @@ def _has_markers(path: Path) -> bool:
 def rollback(project_dir: Path, *, environ: dict[str, str] | None = None) -> HistoryEntry:
     """Restore the project to its state before the last upgrade."""
     root = check_project_dir(project_dir)
-    entry, writes = rollback_writes(root)
-    apply_writes(root, writes, environ=environ)
-    return entry
+    with guarded(root, write=True):
+        entry, writes = rollback_writes(root)
+        label = f"rollback of the upgrade {entry.from_version} → {entry.to_version}"
+        apply_writes(root, writes, environ=environ, kind="rollback", label=label)
+        return entry
 
 
 @dataclass(frozen=True)
@@ -193,6 +253,11 @@ class FileDiff:
 
 def diff(request: GenerateRequest) -> list[FileDiff]:
     """For each generated file: the unified diff from the project to the installed kit's render."""
+    with guarded(check_project_dir(request.project_dir), write=False):
+        return _diff(request)
+
+
+def _diff(request: GenerateRequest) -> list[FileDiff]:
     prepared = prepare(request, allow_framework_change=True)
     root = prepared.root
     previous = prepared.previous

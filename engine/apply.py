@@ -1,8 +1,16 @@
-"""Write into the project all-or-nothing: stage, back up, switch, or roll back."""
+"""Write into the project all-or-nothing, even across a crash: stage, journal, switch, finish.
+
+The order is what makes kill -9 harmless (engine/journal.py explains the recovery):
+1. every new file is written and flushed into a staging folder under .session-kit/;
+2. the journal naming all of them is written atomically: from here on the transaction is
+   committed, and a crash is completed by the next command;
+3. each target is switched (the replaced file kept as a hard-linked backup);
+4. the journal is removed, then the staging folder.
+An error inside the process (a full disk, a file in the way) rolls back from the backups instead.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import shutil
@@ -12,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..errors import ApplyError, ProjectError
+from . import journal as jr
+from .faults import FAULT_VARIABLE, InjectedFault, Steps, fault_step
 from .project import STATE_DIR, inside
 
-FAULT_VARIABLE = "SESSION_KIT_FAULT_STEP"
+__all__ = ["FAULT_VARIABLE", "InjectedFault", "Write", "apply_writes", "changes_disk", "check_writable"]
 
 
 @dataclass(frozen=True)
@@ -34,10 +44,6 @@ def changes_disk(root: Path, write: Write) -> bool:
     return not target.is_file() or target.read_bytes() != write.data
 
 
-class InjectedFault(RuntimeError):
-    """Raised at a chosen step by tests to prove the rollback."""
-
-
 def check_writable(root: Path) -> None:
     """Refuse a project whose directory is read-only, before anything is touched.
 
@@ -49,11 +55,21 @@ def check_writable(root: Path) -> None:
         raise ProjectError(f"project directory {root} is read-only; nothing was written")
 
 
-def apply_writes(root: Path, writes: Sequence[Write], *, environ: Mapping[str, str] | None = None) -> None:
-    """Write every file or none: on any error the project is restored exactly."""
+def apply_writes(
+    root: Path,
+    writes: Sequence[Write],
+    *,
+    environ: Mapping[str, str] | None = None,
+    kind: str = "write",
+    label: str = "",
+) -> None:
+    """Write every file or none: on any error the project is restored exactly.
+
+    `kind` and `label` go into the journal, so a recovery can say what it finished.
+    """
     check_writable(root)
-    fault_at = _fault_step(os.environ if environ is None else environ)
-    transaction = _Transaction(root, fault_at)
+    steps = Steps(fault_step(os.environ if environ is None else environ))
+    transaction = _Transaction(root, steps, kind, label or kind)
     try:
         transaction.run(writes)
     except BaseException as exc:
@@ -61,108 +77,103 @@ def apply_writes(root: Path, writes: Sequence[Write], *, environ: Mapping[str, s
         if isinstance(exc, ProjectError | InjectedFault | OSError):
             raise ApplyError(f"writing into {root} failed ({exc}); every change was rolled back") from exc
         raise
-    finally:
-        transaction.clean_up()
 
 
 class _Transaction:
-    def __init__(self, root: Path, fault_at: int | None) -> None:
+    def __init__(self, root: Path, steps: Steps, kind: str, label: str) -> None:
         self.root = root
-        self.fault_at = fault_at
-        self.step = 0
-        self.created_dirs: list[Path] = []
-        self.removed_dirs: list[Path] = []
-        self.replaced: list[tuple[Path, Path | None]] = []  # (target, backup or None if new)
+        self.step = steps
+        self.kind = kind
+        self.label = label
+        self.journal: jr.Journal | None = None
         self.staging: Path | None = None
-
-    def checkpoint(self) -> None:
-        self.step += 1
-        if self.fault_at is not None and self.step == self.fault_at:
-            raise InjectedFault(f"fault injected at write step {self.step}")
-
-    def make_dirs(self, directory: Path) -> None:
-        missing = []
-        probe = directory
-        while not probe.exists():
-            missing.append(probe)
-            probe = probe.parent
-        for path in reversed(missing):
-            path.mkdir()
-            self.created_dirs.append(path)
+        self.created: list[str] = []
 
     def run(self, writes: Sequence[Write]) -> None:
-        self.checkpoint()
-        self.make_dirs(self.root / STATE_DIR)
-        self.staging = self.root / STATE_DIR / f".staging-{secrets.token_hex(6)}"
-        self.staging.mkdir()
-        staged: list[tuple[Path | None, Path]] = []
-        for index, write in enumerate(writes):
+        self.step()
+        targets = self._targets(writes)
+        self.created = _missing_dirs(self.root, [PurePosixPath(STATE_DIR), *(PurePosixPath(w.path) for w in writes)])
+        staging_name = f"{jr.STAGING_PREFIX}{secrets.token_hex(6)}"
+        self.staging = self.root / STATE_DIR / staging_name
+        self.staging.mkdir(parents=True)
+        entries = []
+        for index, (write, target) in enumerate(zip(writes, targets, strict=True)):
+            existed = target.is_file()
+            if write.data is None:
+                if existed:
+                    entries.append(jr.Entry(write.path, None, True))
+                continue
+            name = f"{index}.new"
+            _stage(self.staging / name, write, target)
+            entries.append(jr.Entry(write.path, name, existed))
+            self.step()
+        jr.fsync_dir(self.staging)
+        journal = jr.Journal(self.kind, self.label, jr.SWITCHING, staging_name, tuple(self.created), tuple(entries))
+        jr.write_journal(self.root, journal)
+        self.journal = journal
+        self.step()
+        for index in range(len(entries)):
+            jr.switch(self.root, journal, index, self.step)
+            self.step()
+        jr.remove_journal(self.root)
+        self.journal = None
+        self.step(committed=True)  # a crash here leaves only the staging folder, which recovery removes
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def _targets(self, writes: Sequence[Write]) -> list[Path]:
+        targets = []
+        for write in writes:
             target = inside(self.root, write.path)
             if target.is_dir():
                 raise ProjectError(f"{write.path} is a directory; a file was expected")
-            if write.data is None:
-                staged.append((None, target))
-                continue
-            stage = self.staging / f"{index}.new"
-            stage.write_bytes(write.data)
-            if write.mode is not None:
-                os.chmod(stage, write.mode)
-            elif target.is_file():
-                os.chmod(stage, stat.S_IMODE(target.stat().st_mode))
-            staged.append((stage, target))
-        self.checkpoint()
-        for index, (source, target) in enumerate(staged):
-            if source is None and not target.exists():
-                continue
-            backup = None
-            if target.exists():
-                backup = self.staging / f"{index}.old"
-                os.link(target, backup) if _same_device(target, backup.parent) else shutil.copy2(target, backup)
-            self.replaced.append((target, backup))
-            if source is None:
-                target.unlink()
-                self.remove_empty_parents(target.parent)
-            else:
-                self.make_dirs(target.parent)
-                os.replace(source, target)
-            self.checkpoint()
-
-    def remove_empty_parents(self, directory: Path) -> None:
-        """Folders a deletion emptied go too, as they would after `git rm`."""
-        while directory != self.root and directory.is_dir() and not any(directory.iterdir()):
-            directory.rmdir()
-            self.removed_dirs.append(directory)
-            directory = directory.parent
+            targets.append(target)
+        return targets
 
     def roll_back(self) -> None:
-        for directory in reversed(self.removed_dirs):
-            directory.mkdir(exist_ok=True)
-        for target, backup in reversed(self.replaced):
-            if backup is not None and backup.exists():
-                os.replace(backup, target)
-            elif backup is None and target.exists():
-                target.unlink()
-        if self.staging is not None and self.staging.exists():
+        """Undo in process; the journal is marked first, so a crash meanwhile is rolled back too."""
+        if self.journal is not None:
+            undoing = jr.Journal(
+                self.journal.kind,
+                self.journal.label,
+                jr.ROLLING_BACK,
+                self.journal.staging,
+                self.journal.created_dirs,
+                self.journal.entries,
+            )
+            jr.write_journal(self.root, undoing)
+            jr.roll_back(self.root, undoing)
+            return
+        if self.staging is not None:
             shutil.rmtree(self.staging, ignore_errors=True)
-        for directory in reversed(self.created_dirs):
-            with contextlib.suppress(OSError):  # not empty: something else lives there now
-                directory.rmdir()
-
-    def clean_up(self) -> None:
-        if self.staging is not None and self.staging.exists():
-            shutil.rmtree(self.staging, ignore_errors=True)
-            self.staging = None
+        for rel in reversed(self.created):
+            try:
+                (self.root / rel).rmdir()
+            except OSError:
+                continue
 
 
-def _same_device(a: Path, b: Path) -> bool:
-    return a.stat().st_dev == b.stat().st_dev
+def _stage(path: Path, write: Write, target: Path) -> None:
+    """The new bytes, flushed, with the mode the target will have."""
+    assert write.data is not None
+    with open(path, "wb") as handle:
+        handle.write(write.data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    if write.mode is not None:
+        os.chmod(path, write.mode)
+    elif target.is_file():
+        os.chmod(path, stat.S_IMODE(target.stat().st_mode))
 
 
-def _fault_step(environ: Mapping[str, str]) -> int | None:
-    raw = environ.get(FAULT_VARIABLE)
-    if not raw:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ProjectError(f"{FAULT_VARIABLE}={raw!r} must be an integer") from None
+def _missing_dirs(root: Path, paths: Sequence[PurePosixPath]) -> list[str]:
+    """Folders that do not exist yet and will hold a written file, outermost first."""
+    missing: dict[str, None] = {}
+    for rel in paths:
+        chain = []
+        probe = rel if rel.as_posix() == STATE_DIR else rel.parent
+        while probe.parts and not (root / probe).exists():
+            chain.append(probe.as_posix())
+            probe = probe.parent
+        for folder in reversed(chain):
+            missing.setdefault(folder, None)
+    return sorted(missing, key=lambda rel: (rel.count("/"), rel))

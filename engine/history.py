@@ -16,10 +16,19 @@ from pathlib import Path, PurePosixPath
 from ..errors import ProjectError
 from .apply import Write
 from .project import LOCK_NAME, STATE_DIR, inside
+from .statecheck import Checker
 
 HISTORY_DIR = PurePosixPath(STATE_DIR, "history")
 HISTORY_LIMIT = 5
 MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class SavedFile:
+    """A file as it was before the recorded upgrade; `mode` is None when it did not exist."""
+
+    path: str
+    mode: int | None
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,42 @@ class HistoryEntry:
     directory: PurePosixPath
     from_version: str
     to_version: str
+    files: tuple[SavedFile, ...] = ()
+
+
+def _remedy(directory: PurePosixPath) -> str:
+    return (
+        f"Restore {directory}/ from version control, or delete that folder to drop this rollback point "
+        "(the upgrade it recorded can then no longer be rolled back)."
+    )
+
+
+def _read_entry(root: Path, number: int, directory: PurePosixPath) -> HistoryEntry:
+    """Parse one manifest; DamagedState naming the key when it is not what record_writes wrote."""
+    path = root / directory / MANIFEST
+    check = Checker(path, _remedy(directory))
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise check.fail("", f"not a readable history manifest ({exc})") from None
+    body = check.mapping(raw, "(top level)")
+    saved = []
+    for rel, info in check.mapping(check.field(body, "files", ""), "files").items():
+        key = f"files.{rel}"
+        check.relative_path(rel, key)
+        item = check.mapping(info, key)
+        existed = check.boolean(check.field(item, "existed", key), f"{key}.existed")
+        mode = check.integer(check.field(item, "mode", key), f"{key}.mode") if existed else None
+        if mode is not None and not 0 <= mode <= 0o7777:
+            raise check.fail(f"{key}.mode", f"{mode} is not a file mode")
+        saved.append(SavedFile(rel, mode))
+    return HistoryEntry(
+        number,
+        directory,
+        check.version(check.field(body, "from_version", ""), "from_version"),
+        check.version(check.field(body, "to_version", ""), "to_version"),
+        tuple(sorted(saved, key=lambda f: f.path)),
+    )
 
 
 def entries(root: Path) -> list[HistoryEntry]:
@@ -39,14 +84,8 @@ def entries(root: Path) -> list[HistoryEntry]:
         return []
     found = []
     for child in base.iterdir():
-        manifest = child / MANIFEST
-        if child.name.isdigit() and manifest.is_file():
-            raw = json.loads(manifest.read_text(encoding="utf-8"))
-            found.append(
-                HistoryEntry(
-                    int(child.name), HISTORY_DIR / child.name, str(raw["from_version"]), str(raw["to_version"])
-                )
-            )
+        if child.name.isdigit() and child.is_dir():
+            found.append(_read_entry(root, int(child.name), HISTORY_DIR / child.name))
     return sorted(found, key=lambda entry: entry.number)
 
 
@@ -78,12 +117,15 @@ def rollback_writes(root: Path) -> tuple[HistoryEntry, list[Write]]:
     if not available:
         raise ProjectError(f"nothing to roll back: no upgrade is recorded under {root / HISTORY_DIR}")
     entry = available[-1]
-    raw = json.loads((root / entry.directory / MANIFEST).read_text(encoding="utf-8"))
     writes: list[Write] = []
-    for rel, info in sorted(raw["files"].items()):
-        if info["existed"]:
-            data = (root / entry.directory / "files" / rel).read_bytes()
-            writes.append(Write(rel, data, mode=int(info["mode"])))
+    for saved in entry.files:
+        rel = saved.path
+        if saved.mode is not None:
+            copy = root / entry.directory / "files" / rel
+            if not copy.is_file():
+                check = Checker(root / entry.directory / MANIFEST, _remedy(entry.directory))
+                raise check.fail(f"files.{rel}", f"the saved copy {entry.directory}/files/{rel} is missing")
+            writes.append(Write(rel, copy.read_bytes(), mode=saved.mode))
         elif (root / rel).exists():
             writes.append(Write(rel, None))
     writes.extend(_removal(root, entry.directory))

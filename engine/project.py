@@ -9,12 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..errors import ProjectError
+from ..errors import DamagedState, ProjectError
+from .statecheck import Checker
 
 LOCK_NAME = "session-kit.lock"
 STATE_DIR = ".session-kit"
 LOCK_FORMAT = 1
 TESTS_DIR = PurePosixPath("tests/sessions")
+LOCK_REMEDY = (
+    "Restore session-kit.lock from version control, or delete it and run `session-kit modules lock`, "
+    "which rebuilds it from .session-kit/vendor/ (accepting the files as they are on disk)."
+)
 
 
 def sha256(data: bytes) -> str:
@@ -129,18 +134,43 @@ class ModuleLock:
         return vendor_root(self.name, self.version)
 
     @classmethod
-    def from_json(cls, name: str, body: Any) -> ModuleLock:
-        """Parse what `to_json` wrote; KeyError, TypeError or AttributeError when it is damaged."""
+    def from_json(cls, name: str, body: Any, checker: Checker | None = None, where: str | None = None) -> ModuleLock:
+        """Parse what `to_json` wrote; DamagedState naming the key when any field is wrong.
+
+        `where` is the dotted key of the module's body in its file (the lock nests it under
+        modules.<name>; the vendor record is the body itself).
+        """
+        check = checker or Checker(Path(LOCK_NAME), LOCK_REMEDY)
+        prefix = f"modules.{name}" if where is None else where
+
+        def key(*parts: str) -> str:
+            return ".".join([prefix, *parts] if prefix else parts)
+
+        def field(body: dict[str, Any], name: str) -> Any:
+            return check.field(body, name, prefix)
+
+        module = dict(check.mapping(body, prefix or "(top level)"))
+        files: dict[str, LockedFile] = {}
+        for rel, entry in check.mapping(field(module, "files"), key("files")).items():
+            where_file = key("files", rel)
+            check.relative_path(rel, where_file)
+            item = check.mapping(entry, where_file)
+            files[rel] = LockedFile(
+                # The accepted hash is not checked here: verify reports a wrong one as a finding.
+                check.string(check.field(item, "sha256", where_file), f"{where_file}.sha256"),
+                check.digest(check.field(item, "generated_sha256", where_file), f"{where_file}.generated_sha256"),
+                check.string(check.field(item, "template", where_file), f"{where_file}.template"),
+            )
+        package = check.string(field(module, "package"), key("package"))
+        if not all(part.isidentifier() for part in package.split(".")):
+            raise check.fail(key("package"), f"{package!r} is not a dotted import path")
         return cls(
             name=name,
-            version=str(body["version"]),
-            framework=str(body["framework"]),
-            package=str(body["package"]),
-            options=dict(body["options"]),
-            files={
-                str(rel): LockedFile(str(entry["sha256"]), str(entry["generated_sha256"]), str(entry["template"]))
-                for rel, entry in body["files"].items()
-            },
+            version=check.version(field(module, "version"), key("version")),
+            framework=check.string(field(module, "framework"), key("framework")),
+            package=package,
+            options=dict(check.mapping(field(module, "options"), key("options"))),
+            files=files,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -171,20 +201,26 @@ class Lock:
 
 
 def read_lock(root: Path) -> Lock | None:
-    """The project's lock, None when there is none; ProjectError when it is damaged."""
+    """The project's lock, None when there is none; DamagedState naming the key when it is damaged."""
     path = root / LOCK_NAME
     if not path.exists():
         return None
+    check = Checker(path, LOCK_REMEDY)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProjectError(
-            f"{path}: not a readable session-kit lock ({exc}); restore it from version control"
-        ) from None
-    try:
-        if raw["lock_format"] != LOCK_FORMAT:
-            raise ProjectError(f"{path}: lock_format {raw['lock_format']!r} is not supported (expected {LOCK_FORMAT})")
-        modules = {name: ModuleLock.from_json(name, body) for name, body in raw["modules"].items()}
-        return Lock(str(raw["kit_version"]), modules)
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ProjectError(f"{path}: malformed lock, missing or wrong field {exc}") from None
+        raise check.fail("", f"not a readable session-kit lock ({exc})") from None
+    raw = check.mapping(raw, "(top level)")
+    lock_format = check.field(raw, "lock_format", "")
+    if lock_format != LOCK_FORMAT:
+        raise DamagedState(
+            path,
+            "lock_format",
+            f"lock_format {lock_format!r} is not supported (expected {LOCK_FORMAT})",
+            "A newer session-kit may have written it: upgrade session-kit (pip install -U session-kit), "
+            "or restore the lock from version control.",
+        )
+    kit_version = check.string(check.field(raw, "kit_version", ""), "kit_version")
+    modules_raw = check.mapping(check.field(raw, "modules", ""), "modules")
+    modules = {name: ModuleLock.from_json(name, body, check) for name, body in modules_raw.items()}
+    return Lock(kit_version, modules)

@@ -8,6 +8,7 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import ProjectError, RefusedOverwrite
 from .project import LOCK_NAME, STATE_DIR, Lock, LockedFile, ModuleLock, read_lock, sha256
+from .statecheck import SHA256, Checker
 
 VENDOR_RECORD = "module.json"
 _IGNORED_PARTS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
@@ -18,8 +19,15 @@ class Finding:
     """One file that differs from the lock."""
 
     path: str
-    status: str  # modified | missing | unexpected | vendor-modified | vendor-missing
+    status: str  # modified | missing | unexpected | vendor-modified | vendor-missing | wrong-accepted-hash
+    # | conflict | upgradable
     module: str
+    detail: str = ""
+
+    @property
+    def blocking(self) -> bool:
+        """Drift from the lock; "upgradable" only says the installed kit renders something newer."""
+        return self.status != "upgradable"
 
 
 @dataclass(frozen=True)
@@ -30,19 +38,33 @@ class VerifyReport:
     checked: int = 0
 
     @property
+    def drift(self) -> list[Finding]:
+        return [f for f in self.findings if f.blocking]
+
+    @property
+    def upgradable(self) -> list[Finding]:
+        return [f for f in self.findings if not f.blocking]
+
+    @property
     def exit_code(self) -> int:
-        return 1 if self.findings else 0
+        return 1 if self.drift else 0
+
+    def with_findings(self, extra: list[Finding]) -> VerifyReport:
+        return VerifyReport([*self.findings, *extra], self.checked)
 
     def with_conflicts(self, paths: list[str]) -> VerifyReport:
         """The same report plus files of an unfinished upgrade that still hold conflict markers."""
-        extra = [Finding(path, "conflict", "session") for path in paths]
-        return VerifyReport([*self.findings, *extra], self.checked)
+        return self.with_findings([Finding(path, "conflict", "session") for path in paths])
 
     def to_json(self) -> dict[str, object]:
         return {
-            "ok": not self.findings,
+            "ok": not self.drift,
             "checked": self.checked,
-            "findings": [{"path": f.path, "status": f.status, "module": f.module} for f in self.findings],
+            "findings": [
+                {"path": f.path, "status": f.status, "module": f.module, **({"detail": f.detail} if f.detail else {})}
+                for f in self.drift
+            ],
+            "upgradable": [f.path for f in self.upgradable],
         }
 
 
@@ -62,11 +84,22 @@ def verify(root: Path) -> VerifyReport:
     for module in lock.modules.values():
         for rel, locked in sorted(module.files.items()):
             checked += 2
-            findings.extend(_check(root / rel, rel, locked.sha256, module.name, ""))
+            if not SHA256.fullmatch(locked.sha256):
+                findings.append(_wrong_accepted_hash(rel, locked, module.name))
+            else:
+                findings.extend(_check(root / rel, rel, locked.sha256, module.name, ""))
             vendor_rel = str(module.vendor / rel)
             findings.extend(_check(root / vendor_rel, vendor_rel, locked.generated_sha256, module.name, "vendor-"))
         findings.extend(_unexpected(root, module))
     return VerifyReport(findings, checked)
+
+
+def _wrong_accepted_hash(rel: str, locked: LockedFile, module: str) -> Finding:
+    detail = (
+        f"the lock's accepted sha256 {locked.sha256!r} is not a sha256 hex digest; "
+        "`session-kit modules lock --overwrite` records the file as it is now"
+    )
+    return Finding(rel, "wrong-accepted-hash", module, detail)
 
 
 def _check(path: Path, rel: str, expected: str, module: str, prefix: str) -> list[Finding]:
@@ -139,10 +172,12 @@ def _modules_from_vendor(root: Path) -> dict[str, ModuleLock]:
 
 
 def _read_vendor_record(name: str, path: Path) -> ModuleLock:
+    check = Checker(path, "Restore .session-kit/vendor/ from version control.")
     try:
-        return ModuleLock.from_json(name, json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ProjectError(f"{path}: damaged vendor record ({exc!r}); restore it from version control") from None
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise check.fail("", f"damaged vendor record ({exc})") from None
+    return ModuleLock.from_json(name, raw, check, "")
 
 
 def _semver_key(version: str) -> tuple[int, ...]:

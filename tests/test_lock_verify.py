@@ -151,5 +151,5 @@ def test_relock_with_neither_lock_nor_vendor_snapshot_has_nothing_to_lock(projec
 def test_a_damaged_vendor_record_is_a_project_error(generated: Path, kit: Kit) -> None:
     (generated / LOCK_NAME).unlink()
     (_vendor(generated, kit) / "module.json").write_text('{"version": "0.1.0"}')
-    with pytest.raises(ProjectError, match=r"module\.json: damaged vendor record"):
+    with pytest.raises(ProjectError, match=r"module\.json: files: is missing; nothing was written"):
         relock(generated, "0.1.0", overwrite=False)
