@@ -338,3 +338,16 @@ def test_file_store_writes_from_four_processes_lose_nothing(
     assert final.data == {f"p{index}-{step}": True for index in range(4) for step in range(10)}
     assert final.version == 41
     assert leftovers(root) == []
+
+
+@pytest.mark.anyio
+async def test_open_store_hands_the_eviction_hook_to_the_memory_store(sessions: ModuleType, clock: Any) -> None:
+    reported: list[tuple[str, str]] = []
+    store = sessions.open_store(
+        "memory://?max_sessions=1",
+        clock=clock,
+        on_evict=lambda evicted, reason: reported.append((evicted.session_id, reason)),
+    )
+    await store.create(record(sessions, clock, "first"))
+    await store.create(record(sessions, clock, "second"))
+    assert reported == [("first", "capacity")]
