@@ -50,14 +50,35 @@ def test_every_event_is_emitted_with_hashed_ids(sessions: ModuleType, caplog: py
         client.post("/logout")  # destroyed
         asyncio.run(manager.revoke_all())  # revoked
     names = {event.name for event in seen}
-    # absolute_timeout and store_unavailable have tests of their own (a clock jump, an outage).
-    assert names == set(sessions.EVENT_NAMES) - {"absolute_timeout", "store_unavailable"}
+    # These have tests of their own: a clock jump, an outage, a full memory store, and
+    # concurrent writers (the generated test_session_policies.py).
+    own = {"absolute_timeout", "store_unavailable", "evicted", "write_conflict"}
+    assert names == set(sessions.EVENT_NAMES) - own
     for event in seen:
         assert event.session is None or len(event.session) == 12
     assert first
     session_id = first.split(".")[0]
     assert session_id not in repr(seen)
     assert session_id not in caplog.text
+
+
+def test_an_anonymous_flood_evicts_only_anonymous_sessions_and_says_so(sessions: ModuleType) -> None:
+    clock = _clock(sessions)
+    app, manager = build_app(sessions, clock, store=sessions.MemoryStore(10, clock=clock))
+    # setup_sessions wires a memory store's eviction hook to the manager's events.
+    assert manager.store.on_evict == manager.note_evicted
+    seen: list[Any] = []
+    manager.on_event(seen.append)
+    with TestClient(app, base_url=BASE_URL) as ada:
+        ada.post("/login/ada")
+        for n in range(30):
+            with TestClient(app, base_url=BASE_URL) as visitor:
+                visitor.post(f"/put/v{n}")
+        assert ada.get("/get").json()["user"] == "ada"
+    evicted = [event for event in seen if event.name == "evicted"]
+    assert len(evicted) == 21  # 31 sessions into 10 places
+    assert all(event.detail == {"reason": "capacity", "authenticated": False} for event in evicted)
+    assert all(event.principal_id is None for event in evicted)
 
 
 def test_absolute_timeout_event(sessions: ModuleType) -> None:
