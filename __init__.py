@@ -1,3 +1,3 @@
 """session-kit: generate production-grade session management you own, and upgrade it safely."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

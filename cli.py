@@ -102,19 +102,75 @@ def _console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
+# --debug: show the traceback of an unexpected error instead of saving it to a file.
+_DEBUG = {"on": False}
+INTERNAL_ERROR_EXIT = 3
+
+
 @contextmanager
-def _user_errors() -> Iterator[None]:
-    """Typed errors become a message and an exit code, never a traceback."""
+def _user_errors(project_dir: Path | None = None) -> Iterator[None]:
+    """Typed errors become a message and an exit code, never a traceback.
+
+    With `project_dir`, an interrupted transaction there is finished (or undone) first, and
+    the user is told which, before the command does its own work.
+    """
     from .errors import KitError
 
     try:
+        if project_dir is not None:
+            _recover(project_dir)
         yield
+    except (typer.Exit, typer.Abort):
+        raise
     except KitError as exc:
-        _console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True)
+        # markup=False: messages quote paths and extras such as [crypto] that are not rich markup.
+        _console(stderr=True).print(f"error: {exc}", markup=False, style="bold red")
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        _console(stderr=True).print("interrupted; nothing was written")
+        _console(stderr=True).print("interrupted; an unfinished change is completed or undone by the next command")
         raise typer.Exit(130) from None
+    except Exception as exc:
+        if _DEBUG["on"]:
+            raise
+        saved = _save_traceback(exc)
+        where = f"the full traceback is in {saved}" if saved else "re-run with --debug to see the traceback"
+        _console(stderr=True).print(
+            f"internal error: {type(exc).__name__}: {exc}; {where}. Please report it.", markup=False
+        )
+        raise typer.Exit(INTERNAL_ERROR_EXIT) from None
+
+
+def _save_traceback(exc: BaseException) -> Path | None:
+    """Write the traceback where the user can attach it to a report; None when nowhere is writable."""
+    import os
+    import tempfile
+    import time
+    import traceback
+
+    from .engine.template_cache import user_cache_root
+
+    text = "".join(traceback.format_exception(exc))
+    name = f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    for folder in (user_cache_root() / "errors", Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / name
+            path.write_text(f"session-kit {__version__}\n{' '.join(sys.argv)}\n\n{text}", encoding="utf-8")
+            return path
+        except OSError:
+            continue
+    return None
+
+
+def _recover(project_dir: Path) -> None:
+    """Finish or undo what an interrupted command left, and say which."""
+    if not project_dir.is_dir():
+        return  # the command itself reports a missing project
+    from .engine.guard import guarded
+
+    with guarded(project_dir.resolve(), write=False) as recovery:
+        if recovery is not None:
+            _console(stderr=True).print(f"recovered: {recovery.message()}", markup=False, style="cyan")
 
 
 def _version(value: bool) -> None:
@@ -128,8 +184,12 @@ def main_options(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an unexpected error instead of saving it.")
+    ] = False,
 ) -> None:
     """Generate production-grade session management into your project, and keep it upgradable."""
+    _DEBUG["on"] = debug
 
 
 @add_app.command("module")
@@ -154,8 +214,8 @@ def add_module(
         bool, typer.Option("--force", help="Overwrite edited or foreign files, keeping the old copy as <name>.orig.")
     ] = False,
 ) -> None:
-    """Generate a module (code you own) into the project."""
-    with _user_errors():
+    """Generate a module (code you own) into the project; on a generated project, upgrade it (merge)."""
+    with _user_errors(project_dir):
         from .generate import GenerateRequest, generate
 
         interactive = not yes and not as_json and sys.stdin.isatty()
@@ -170,8 +230,10 @@ def add_module(
             dry_run=dry_run,
             prompter=_prompt if interactive else None,
         )
-        if _generated_by_another_version(project_dir, name):
-            _run_upgrade(request, as_json=as_json)
+        if not force and _already_generated(project_dir, name):
+            # A re-run merges like `upgrade`, so edits survive and deleted files stay deleted;
+            # --force keeps its meaning (overwrite, keeping <name>.orig) through generate().
+            _run_upgrade(request, as_json=as_json, allow_framework_change=False)
         report = generate(request)
         if as_json:
             payload = report.to_json()
@@ -183,14 +245,12 @@ def add_module(
         raise typer.Exit(report.exit_code)
 
 
-def _generated_by_another_version(project_dir: Path, module: str) -> bool:
-    """Re-running `add` on a project generated by another version is an upgrade."""
-    from .engine.kit import Kit
+def _already_generated(project_dir: Path, module: str) -> bool:
+    """Whether the project's lock records `module`: then `add` is an upgrade."""
     from .engine.project import check_project_dir, read_lock
 
     lock = read_lock(check_project_dir(project_dir))
-    previous = lock.modules.get(module) if lock else None
-    return previous is not None and previous.version != Kit().manifest.version
+    return lock is not None and module in lock.modules
 
 
 def _prompt(option: OptionSpec, default: Any) -> Any:
@@ -281,7 +341,7 @@ def upgrade_command(
     resume: Annotated[bool, typer.Option("--continue", help="Finish an upgrade whose conflicts you resolved.")] = False,
 ) -> None:
     """Re-render with the installed kit and merge into the project, three-way."""
-    with _user_errors():
+    with _user_errors(project_dir):
         from .generate import GenerateRequest
 
         if resume:
@@ -297,11 +357,11 @@ def upgrade_command(
         _run_upgrade(request, as_json=as_json)
 
 
-def _run_upgrade(request: Any, *, as_json: bool) -> None:
+def _run_upgrade(request: Any, *, as_json: bool, allow_framework_change: bool = True) -> None:
     """Run an upgrade, print its report, and exit with its code."""
     from .upgrade import upgrade
 
-    report = upgrade(request)
+    report = upgrade(request, allow_framework_change=allow_framework_change)
     if as_json:
         payload = report.to_json()
         if request.dry_run:
@@ -340,7 +400,7 @@ def _run_upgrade(request: Any, *, as_json: bool) -> None:
 @app.command("diff")
 def diff_command(project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> None:
     """Show, per generated file, how the project differs from what the installed kit renders."""
-    with _user_errors():
+    with _user_errors(project_dir):
         from rich.syntax import Syntax
 
         from .generate import GenerateRequest
@@ -363,7 +423,7 @@ def diff_command(project_dir: ProjectDir = Path("."), as_json: JsonFlag = False)
 @app.command("rollback")
 def rollback_command(project_dir: ProjectDir = Path(".")) -> None:
     """Restore the project to its state before the last upgrade."""
-    with _user_errors():
+    with _user_errors(project_dir):
         from .upgrade import rollback
 
         entry = rollback(project_dir)
@@ -414,68 +474,100 @@ def modules_lock(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Rewrite an existing lock.")] = False,
 ) -> None:
     """Write session-kit.lock from the files on disk (accepting their current content)."""
-    with _user_errors():
+    with _user_errors(project_dir):
         from .engine.apply import Write, apply_writes
+        from .engine.guard import guarded
         from .engine.kit import Kit
         from .engine.project import LOCK_NAME, check_project_dir
         from .engine.state import relock
 
         root = check_project_dir(project_dir)
-        lock = relock(root, Kit().package_version, overwrite=overwrite)
-        apply_writes(root, [Write(LOCK_NAME, lock.text().encode("utf-8"))])
+        with guarded(root, write=True):
+            lock = relock(root, Kit().package_version, overwrite=overwrite)
+            apply_writes(root, [Write(LOCK_NAME, lock.text().encode("utf-8"))], kind="lock", label="modules lock")
         count = sum(len(module.files) for module in lock.modules.values())
         _console().print(f"[green]locked:[/] {count} files recorded in {root / LOCK_NAME}")
 
 
 @modules_app.command("verify")
 def modules_verify(project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> None:
-    """Re-hash every generated file and its vendor copy; exit 1 on any drift."""
-    with _user_errors():
+    """Re-hash every generated file and its vendor copy; exit 1 on any drift. Lists upgradable files too."""
+    with _user_errors(project_dir):
         from rich.table import Table
 
-        from .engine.kit import Kit
+        from .engine.guard import guarded
         from .engine.project import check_project_dir
-        from .engine.state import require_lock, verify
-        from .engine.versions import drift_notes
-        from .upgrade import pending_conflicts
+        from .generate import GenerateRequest
+        from .upgrade import verify_project
 
         root = check_project_dir(project_dir)
-        report = verify(root)
-        unresolved = pending_conflicts(root)
-        if unresolved:
-            report = report.with_conflicts(unresolved)
-        notes = [n for module in require_lock(root).modules.values() for n in drift_notes(Kit(), module.version)]
+        with guarded(root, write=False):
+            result = verify_project(GenerateRequest(project_dir=root))
+        report = result.report
         if as_json:
-            typer.echo(json.dumps(report.to_json(), indent=2, sort_keys=True))
+            payload = report.to_json()
+            payload["notes"] = result.notes
+            typer.echo(json.dumps(payload, indent=2, sort_keys=True))
             raise typer.Exit(report.exit_code)
         console = _console()
-        for note in notes:
+        for note in result.notes:
             console.print(f"[cyan]note:[/] {note}")
-        if not report.findings:
+        if report.upgradable:
+            console.print(
+                f"[cyan]upgradable:[/] {len(report.upgradable)} files you have not edited are older than what "
+                f"the installed kit renders; `session-kit upgrade` replaces them: "
+                + ", ".join(f.path for f in report.upgradable),
+                markup=True,
+                highlight=False,
+            )
+        if not report.drift:
             console.print(f"[green]verified:[/] {report.checked} files match session-kit.lock")
             raise typer.Exit(0)
         table = Table(title="Drift from session-kit.lock")
         table.add_column("File")
         table.add_column("Status")
-        for finding in report.findings:
-            table.add_row(finding.path, f"[yellow]{finding.status}[/]")
+        for finding in report.drift:
+            detail = f" ({finding.detail})" if finding.detail else ""
+            table.add_row(finding.path, f"[yellow]{finding.status}[/]{detail}")
         console.print(table)
         console.print(
-            f"[bold red]drift:[/] {len(report.findings)} of the files differ. "
+            f"[bold red]drift:[/] {len(report.drift)} of the files differ. "
             "Accept your edits with `session-kit modules lock --overwrite`."
         )
         raise typer.Exit(report.exit_code)
 
 
 @modules_app.command("vet")
-def modules_vet() -> None:
-    """Validate the kit itself: YAML files, templates, documentation map, versions."""
+def modules_vet(
+    record_fingerprint: Annotated[
+        bool,
+        typer.Option(
+            "--record-fingerprint",
+            help="Record the templates' fingerprint for the current version in config/releases.yaml "
+            "(refused for a released version whose templates differ).",
+        ),
+    ] = False,
+    release: Annotated[
+        bool, typer.Option("--release", help="With --record-fingerprint: mark the version released (frozen).")
+    ] = False,
+) -> None:
+    """Validate the kit itself: YAML files, templates, documentation map, versions, template fingerprint."""
     with _user_errors():
         from .engine.kit import Kit
         from .engine.vet import vet
+        from .errors import UserError
 
-        report = vet(Kit())
+        if release and not record_fingerprint:
+            raise UserError("--release needs --record-fingerprint")
         console = _console()
+        if record_fingerprint:
+            from .engine.fingerprint import RELEASES
+            from .engine.fingerprint import record_fingerprint as record
+
+            entry = record(Kit(), release=release)
+            state = "released" if entry.released else "unreleased"
+            console.print(f"recorded {entry.version} ({state}): {entry.templates} in {RELEASES}", markup=False)
+        report = vet(Kit())
         for line in report.passed:
             console.print(f"[green]ok[/]   {line}")
         for line in report.problems:

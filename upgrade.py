@@ -19,11 +19,11 @@ from .engine.history import HistoryEntry, record_writes, rollback_writes
 from .engine.merge import has_conflict_markers
 from .engine.plan import unified_diff
 from .engine.project import LOCK_NAME, STATE_DIR, Lock, LockedFile, ModuleLock, check_project_dir, sha256
-from .engine.state import VENDOR_RECORD
+from .engine.state import VENDOR_RECORD, Finding, VerifyReport, require_lock, verify
 from .engine.statecheck import Checker
 from .engine.upgrade import FileUpgrade, Outcome, plan_upgrade
 from .engine.versions import drift_notes
-from .errors import ProjectError, RefusedOverwrite
+from .errors import KitError, ProjectError, RefusedOverwrite
 from .generate import GenerateRequest, prepare
 
 PENDING = PurePosixPath(STATE_DIR, "pending-upgrade.json")
@@ -240,6 +240,52 @@ def rollback(project_dir: Path, *, environ: dict[str, str] | None = None) -> His
         label = f"rollback of the upgrade {entry.from_version} → {entry.to_version}"
         apply_writes(root, writes, environ=environ, kind="rollback", label=label)
         return entry
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """`modules verify`: drift from the lock, upgradable files, and notes on versions."""
+
+    report: VerifyReport
+    notes: list[str]
+
+
+def verify_project(request: GenerateRequest) -> VerifyResult:
+    """Drift from the lock, plus files the user left alone that the installed kit renders differently.
+
+    The second part is why the version string alone is not trusted: a kit whose templates
+    changed under one version still shows its changes here.
+    """
+    root = check_project_dir(request.project_dir)
+    with guarded(root, write=False):
+        report = verify(root)
+        unresolved = pending_conflicts(root)
+        if unresolved:
+            report = report.with_conflicts(unresolved)
+        lock = require_lock(root)
+        notes = [note for module in lock.modules.values() for note in drift_notes(request.kit, module.version)]
+        try:
+            report = report.with_findings(_upgradable(request))
+        except KitError as exc:
+            notes.append(f"the installed kit's render could not be compared: {exc}")
+    return VerifyResult(report, notes)
+
+
+def _upgradable(request: GenerateRequest) -> list[Finding]:
+    prepared = prepare(request, allow_framework_change=True)
+    previous = prepared.previous
+    if previous is None:
+        return []
+    found = []
+    for file in prepared.rendered:
+        locked = previous.files.get(file.path)
+        target = prepared.root / file.path
+        if locked is None or not target.is_file():
+            continue
+        current = target.read_bytes()
+        if current != file.data and sha256(current) == locked.generated_sha256:
+            found.append(Finding(file.path, "upgradable", previous.name))
+    return found
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import KitError
+from .fingerprint import check_fingerprint
 from .kit import Kit
 from .options import resolve
 from .project import ProjectLayout
@@ -42,6 +43,10 @@ def vet(kit: Kit) -> VetReport:
         return report
     try:
         report.passed.append(f"versions agree: {kit.check_versions()}")
+    except KitError as exc:
+        report.problems.append(str(exc))
+    try:
+        report.passed.append(check_fingerprint(kit))
     except KitError as exc:
         report.problems.append(str(exc))
 

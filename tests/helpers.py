@@ -7,12 +7,15 @@ without the real templates.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
+from session_kit.engine.fingerprint import record_fingerprint
 from session_kit.engine.kit import KIT_ROOT, Kit
+from session_kit.errors import KitError
 from session_kit.frameworks import PLUGINS
 
 # Option spec with one option of every type and a conditional one, for option and spec tests.
@@ -129,6 +132,10 @@ def make_kit(
         build_file_tree(root / "templates", templates)
     if files:
         build_file_tree(root, files)
+    # The copy's own templates are its release: vet compares them with this fingerprint.
+    # A kit whose YAML a test broke on purpose has no version to record it for.
+    with contextlib.suppress(KitError):
+        record_fingerprint(Kit(root))
     return Kit(root)
 
 

@@ -56,7 +56,8 @@ def set_version(root: Path, version: str) -> None:
     manifest.write_text("".join(f"version: {version}\n" if ln.startswith("version:") else ln for ln in lines))
     changelog = root / "docs" / "changelog.md"
     text = changelog.read_text(encoding="utf-8")
-    if f"## {version} " not in text:
+    newest = text.split("\n## ", 1)[1] if "\n## " in text else ""
+    if not newest.startswith(f"{version} "):  # the version must be the newest entry
         head, sep, rest = text.partition("\n## ")
         entry = f"\n## {version} — 2026-12-01\n\n- Test release {version}: templates changed.\n"
         changelog.write_text(head + entry + sep + rest, encoding="utf-8")
