@@ -148,6 +148,9 @@ async def _on_store(
         row = dict(await job(ops))
         row["reasons"] = reasons.seen
         return row
+    except Exception as exc:  # a broken store is reported and left out; the others still run
+        console.print(f"[red]{name}: failed ({type(exc).__name__}: {exc}), left out of this run[/]")
+        return None
     finally:
         package_logger.removeHandler(reasons)
         package_logger.propagate = True

@@ -199,8 +199,12 @@ def build_variants(workdir: Path, console: Console) -> list[WsgiVariant]:
 
 
 def _measure(variants: list[WsgiVariant], console: Console) -> None:
-    for variant in variants:  # warm-up: imports, connections, caches
-        _rate(variant.app, "GET", "/read", 200)
+    for variant in list(variants):  # warm-up: imports, connections, caches
+        try:
+            _rate(variant.app, "GET", "/read", 200)
+        except Exception as exc:  # a broken variant is reported and left out; the others still run
+            console.print(f"[red]{variant.name}: failed ({type(exc).__name__}: {exc}), left out of this run[/]")
+            variants.remove(variant)
     for round_number in range(ROUNDS):
         for variant in variants:  # interleaved, so drift hits every variant alike
             variant.reads.append(_rate(variant.app, "GET", "/read", REQUESTS))

@@ -260,6 +260,8 @@ async def _run_all(workdir: Path, console: Console) -> dict[str, dict[str, dict[
             with RedisCounter() as redis, SqlCounter() as sql:
                 await _anonymous(ops)  # warm-up: connections, prepared scripts
                 results[store_name] = await _count(ops, redis, sql)
+        except Exception as exc:  # a broken store is reported and left out; the others still run
+            console.print(f"[red]{store_name}: failed ({type(exc).__name__}: {exc}), left out of this run[/]")
         finally:
             await ops.cleanup()
     return results

@@ -402,8 +402,12 @@ async def _measure(variants: list[Variant], console: Console) -> None:
 
 
 async def _measure_all(variants: list[Variant], console: Console) -> None:
-    for variant in variants:  # warm-up: imports, connections, caches
-        await _rate(variant.app, "/read", 200)
+    for variant in list(variants):  # warm-up: imports, connections, caches
+        try:
+            await _rate(variant.app, "/read", 200)
+        except Exception as exc:  # a broken variant is reported and left out; the others still run
+            console.print(f"[red]{variant.name}: failed ({type(exc).__name__}: {exc}), left out of this run[/]")
+            variants.remove(variant)
     for round_number in range(ROUNDS):
         for variant in variants:  # interleaved, so drift hits every variant alike
             variant.reads.append(await _rate(variant.app, "/read", REQUESTS))
