@@ -351,3 +351,15 @@ async def test_open_store_hands_the_eviction_hook_to_the_memory_store(sessions: 
     await store.create(record(sessions, clock, "first"))
     await store.create(record(sessions, clock, "second"))
     assert reported == [("first", "capacity")]
+
+
+@pytest.mark.anyio
+async def test_a_failing_eviction_hook_does_not_fail_the_create(sessions: ModuleType, clock: Any) -> None:
+    def broken(evicted: Any, reason: str) -> None:
+        raise RuntimeError("listener bug")
+
+    store = sessions.MemoryStore(1, clock=clock, on_evict=broken)
+    await store.create(record(sessions, clock, "first"))
+    await store.create(record(sessions, clock, "second"))
+    assert await store.load("second") is not None
+    assert await store.load("first") is None
