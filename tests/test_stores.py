@@ -363,3 +363,25 @@ async def test_a_failing_eviction_hook_does_not_fail_the_create(sessions: Module
     await store.create(record(sessions, clock, "second"))
     assert await store.load("second") is not None
     assert await store.load("first") is None
+
+
+def test_120_anonymous_requests_that_write_never_sign_a_user_out(sessions: ModuleType, clock: Any) -> None:
+    """The reported attack, over HTTP: with max_sessions=100, anonymous writers used to evict a signed-in user."""
+    from fastapi.testclient import TestClient
+    from runtime_support import BASE_URL, build_app, cookie_of, holding
+
+    store = sessions.open_store("memory://?max_sessions=100", clock=clock)
+    app, manager = build_app(sessions, clock, store)
+    events: list[Any] = []
+    manager.on_event(events.append)
+    with TestClient(app, base_url=BASE_URL) as client:
+        token = cookie_of(client.post("/login/ada"))
+        assert token is not None
+        for index in range(120):
+            client.cookies.clear()  # a new anonymous visitor every time
+            assert client.post(f"/put/visitor{index}").status_code == 200
+        assert holding(client, token).get("/me").json() == {"id": "ada"}
+    assert len(store) == 100
+    evicted = [event for event in events if event.name == "evicted"]
+    assert len(evicted) == 21
+    assert all(event.detail.get("authenticated") is False for event in evicted)
