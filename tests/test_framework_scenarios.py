@@ -131,9 +131,9 @@ def _unreliable(sessions: ModuleType, *, sync: bool = False) -> type:
                 if not self.available:
                     raise sessions.StoreUnavailable()
 
-            def load(self, session_id: str) -> Any:
+            def load(self, session_id: str, **kwargs: Any) -> Any:
                 self._check()
-                return super().load(session_id)
+                return super().load(session_id, **kwargs)
 
             def create(self, record: Any, **kwargs: Any) -> Any:
                 self._check()
@@ -156,9 +156,9 @@ def _unreliable(sessions: ModuleType, *, sync: bool = False) -> type:
             if not self.available:
                 raise sessions.StoreUnavailable()
 
-        async def load(self, session_id: str) -> Any:
+        async def load(self, session_id: str, **kwargs: Any) -> Any:
             self._check()
-            return await super().load(session_id)
+            return await super().load(session_id, **kwargs)
 
         async def create(self, record: Any, **kwargs: Any) -> Any:
             self._check()

@@ -155,13 +155,16 @@ def test_renewal_is_off_by_default(sessions: ModuleType, clock: Any) -> None:
 def test_expiry_slides_with_activity_and_last_seen_writes_are_throttled(sessions: ModuleType, clock: Any) -> None:
     app, manager = build_app(sessions, clock)
     touches: list[Any] = []
-    original = manager.store.touch
+    original = manager.store.load
 
-    async def counting_touch(session_id: str, when: Any) -> bool:
-        touches.append(when)
-        return bool(await original(session_id, when))
+    async def counting_load(session_id: str, *, touch: Any = None) -> Any:
+        before = await original(session_id)
+        found = await original(session_id, touch=touch)
+        if before is not None and found is not None and found.last_seen_at != before.last_seen_at:
+            touches.append(found.last_seen_at)
+        return found
 
-    manager.store.touch = counting_touch
+    manager.store.load = counting_load
     with _client(app) as client:
         client.post("/login/ada")
         for _ in range(10):
@@ -181,18 +184,20 @@ def test_browser_session_persistence_omits_max_age(sessions: ModuleType, clock: 
     assert "Max-Age" not in cookie
 
 
-def test_conflicting_writes_first_writer_wins(sessions: ModuleType, clock: Any) -> None:
+def test_concurrent_writes_merge_by_key_and_the_later_write_of_a_key_wins(sessions: ModuleType, clock: Any) -> None:
     _, manager = build_app(sessions, clock)
 
     async def scenario() -> Any:
-        _, token = await manager.create(None, {"n": 0})
+        _, token = await manager.create(None, {"n": 0, "a": 0})
         first, second = await manager.load(token), await manager.load(token)
         first.data["n"], second.data["n"] = 1, 2
+        first.data["a"] = "first"
+        second.data["b"] = "second"
         await manager.commit(first)
         await manager.commit(second)
-        return (await manager.load(token)).data["n"]
+        return (await manager.load(token)).data
 
-    assert asyncio.run(scenario()) == 1
+    assert asyncio.run(scenario()) == {"n": 2, "a": "first", "b": "second"}
 
 
 def test_a_slow_request_cannot_undo_a_logout(sessions: ModuleType, clock: Any) -> None:
