@@ -104,9 +104,7 @@ async def test_twenty_concurrent_writers_to_one_session_lose_nothing(sessions: M
     assert stored == {"start": True, **{f"key{n}": n for n in range(20)}}
 
 
-async def test_concurrent_sign_ins_of_one_principal_leave_exactly_the_limit(
-    sessions: ModuleType, store: Any
-) -> None:
+async def test_concurrent_sign_ins_of_one_principal_leave_exactly_the_limit(sessions: ModuleType, store: Any) -> None:
     _, manager = build_app(sessions, sessions.utc_now, store=store, max_sessions_per_principal=3)
     ada = sessions.SessionPrincipal(kind="user", id="ada")
 
