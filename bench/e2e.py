@@ -166,7 +166,11 @@ def run(workdir: Path, console: Console) -> dict[str, Any]:
             if name not in available or ("Redis" in name and not up):
                 console.print(f"[yellow]{name}: not available here, skipped[/]")
                 continue
-            rows[name] = measure(name, projects, tag)
+            try:
+                rows[name] = measure(name, projects, tag)
+            except Exception as exc:  # a broken variant is reported and left out; the others still run
+                console.print(f"[red]{name}: failed ({type(exc).__name__}: {exc}), left out of this run[/]")
+                continue
             console.print(f"  {name}: {rows[name]['read']['rps']:,} read req/s")
     finally:
         if up:
