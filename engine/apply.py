@@ -1,9 +1,9 @@
 """Write into the project all-or-nothing, even across a crash: stage, journal, switch, finish.
 
 The order is what makes kill -9 harmless (engine/journal.py explains the recovery):
-1. every new file is written and flushed into a staging folder under .session-kit/;
-2. the journal naming all of them is written atomically: from here on the transaction is
-   committed, and a crash is completed by the next command;
+1. every new file is written into a staging folder under .session-kit/;
+2. the journal naming all of them (and the sha256 of each) is written atomically and flushed:
+   from here on the transaction is committed, and a crash is completed by the next command;
 3. each target is switched (the replaced file kept as a hard-linked backup);
 4. the journal is removed, then the staging folder.
 An error inside the process (a full disk, a file in the way) rolls back from the backups instead.
@@ -11,6 +11,7 @@ An error inside the process (a full disk, a file in the way) rolls back from the
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import shutil
@@ -105,7 +106,7 @@ class _Transaction:
                 continue
             name = f"{index}.new"
             _stage(self.staging / name, write, target)
-            entries.append(jr.Entry(write.path, name, existed))
+            entries.append(jr.Entry(write.path, name, existed, hashlib.sha256(write.data).hexdigest()))
             self.step()
         jr.fsync_dir(self.staging)
         journal = jr.Journal(self.kind, self.label, jr.SWITCHING, staging_name, tuple(self.created), tuple(entries))
@@ -153,12 +154,9 @@ class _Transaction:
 
 
 def _stage(path: Path, write: Write, target: Path) -> None:
-    """The new bytes, flushed, with the mode the target will have."""
+    """The new bytes, with the mode the target will have (not flushed: the journal's hashes catch a torn file)."""
     assert write.data is not None
-    with open(path, "wb") as handle:
-        handle.write(write.data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    path.write_bytes(write.data)
     if write.mode is not None:
         os.chmod(path, write.mode)
     elif target.is_file():

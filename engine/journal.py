@@ -6,10 +6,11 @@ one, keeping a hard link to each replaced file as `<n>.old` beside the staged on
 journal names every staged file, every backup and whether each target existed, the state after
 a crash at any instant can be driven to one end:
 
-- state "switching": every staged file is complete (they are flushed before the journal is
-  written), so recovery *completes* the transaction: each staged file still present is moved in,
-  each deletion is repeated. Both steps are idempotent, so a crash during recovery is recovered
-  the same way.
+- state "switching": every staged file was complete before the journal was written, so recovery
+  *completes* the transaction: each staged file still present is moved in, each deletion is
+  repeated. Both steps are idempotent, so a crash during recovery is recovered the same way.
+  (The journal holds each new file's sha256; should a power loss have cut a staged file short,
+  recovery sees it and rolls back instead.)
 - state "rolling back": an in-process error had started undoing the transaction, and the new
   bytes of already switched files are gone, so recovery *rolls it back* from the backups.
 
@@ -20,6 +21,7 @@ write: it is removed, and the project is exactly as before.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -29,6 +31,7 @@ from typing import Any
 
 from ..errors import DamagedState
 from .project import STATE_DIR
+from .statecheck import SHA256
 
 JOURNAL = PurePosixPath(STATE_DIR, "journal.json")
 JOURNAL_FORMAT = 1
@@ -48,6 +51,7 @@ class Entry:
     path: str  # project-relative target
     staged: str | None  # file name inside the staging folder with the new bytes; None deletes
     existed: bool  # whether the target was a file before the transaction
+    sha256: str | None = None  # of the new bytes: recovery completes only when they are intact
 
     def backup_name(self, index: int) -> str:
         return f"{index}.old"
@@ -75,7 +79,9 @@ class Journal:
             "state": self.state,
             "staging": self.staging,
             "created_dirs": list(self.created_dirs),
-            "entries": [{"path": e.path, "staged": e.staged, "existed": e.existed} for e in self.entries],
+            "entries": [
+                {"path": e.path, "staged": e.staged, "existed": e.existed, "sha256": e.sha256} for e in self.entries
+            ],
         }
 
 
@@ -163,7 +169,10 @@ def _parse(path: Path, raw: Any) -> Journal:
             raise fail(f"{key}.staged", "must be a file name or null")
         if not isinstance(item.get("existed"), bool):
             raise fail(f"{key}.existed", "must be true or false")
-        entries.append(Entry(item["path"], staged, item["existed"]))
+        digest = item.get("sha256")
+        if (staged is None) != (digest is None) or (digest is not None and not SHA256.fullmatch(str(digest))):
+            raise fail(f"{key}.sha256", "must be the sha256 of the staged file (null for a deletion)")
+        entries.append(Entry(item["path"], staged, item["existed"], digest))
     return Journal(raw["kind"], raw["label"], raw["state"], staging, tuple(dirs), tuple(entries))
 
 
@@ -255,7 +264,7 @@ def recover(root: Path) -> Recovery | None:
     label, action = "", "cleaned up"
     if journal is not None:
         label = journal.label
-        if journal.state == SWITCHING:
+        if journal.state == SWITCHING and _new_bytes_intact(root, journal):
             complete(root, journal)
             action = "completed"
         else:
@@ -269,6 +278,26 @@ def recover(root: Path) -> Recovery | None:
     if state.is_dir() and not any(state.iterdir()):
         state.rmdir()  # only a transaction's scaffolding lived there: the project never had state
     return Recovery(label, action, leftovers)
+
+
+def _new_bytes_intact(root: Path, journal: Journal) -> bool:
+    """Whether every new file, staged or already moved in, still has the bytes the journal names.
+
+    Staged files are not flushed one by one (that would double the cost of every write); after
+    a power loss they may be empty or short, and then the transaction is rolled back instead.
+    """
+    staging = journal.staging_dir(root)
+    for entry in journal.entries:
+        if entry.staged is None:
+            continue
+        source = staging / entry.staged
+        where = source if source.exists() else root / entry.path
+        try:
+            if hashlib.sha256(where.read_bytes()).hexdigest() != entry.sha256:
+                return False
+        except OSError:
+            return False
+    return True
 
 
 def _leftovers(state: Path) -> list[Path]:

@@ -63,7 +63,8 @@ def set_version(root: Path, version: str) -> None:
         changelog.write_text(head + entry + sep + rest, encoding="utf-8")
     migration = root / "docs" / "migration.md"
     text = migration.read_text(encoding="utf-8")
-    if f"## {version}\n" not in text:
+    newest = text.split("\n## ", 1)[1] if "\n## " in text else ""
+    if not newest.startswith(f"{version}\n"):
         head, sep, rest = text.partition("\n## ")
         migration.write_text(head + f"\n## {version}\n\nRe-run your tests after upgrading to {version}.\n" + sep + rest)
 

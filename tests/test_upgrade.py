@@ -76,8 +76,8 @@ def test_clean_upgrade_replaces_untouched_files_and_moves_the_lock(project: Path
     assert (project / ".session-kit/vendor/session/0.2.0" / MANAGER_PATH).is_file()
     assert verify(project).findings == []
     assert any("0.1.0" in note and "0.2.0" in note for note in report.notes)
-    assert any("Test release 0.2.0" in note for note in report.notes)  # changelog entries in between
-    assert any("Re-run your tests after upgrading to 0.2.0" in note for note in report.notes)  # migration notes
+    assert any(note.startswith("changelog:\n## 0.2.0") for note in report.notes)  # changelog entries in between
+    assert any(note.startswith("migration notes:\n## 0.2.0") for note in report.notes)  # migration notes
 
 
 def test_user_edit_far_from_the_template_change_merges_cleanly(project: Path, kit_v2: Kit) -> None:
