@@ -30,9 +30,9 @@ def _slow_store(sessions: ModuleType, ticks: list[float], *, sync: bool) -> Any:
     if sync:
 
         class SyncSlowStore(base):  # type: ignore[misc,valid-type]
-            def load(self, session_id: str) -> Any:
+            def load(self, session_id: str, **options: Any) -> Any:
                 ticks[0] += CALL_SECONDS
-                return super().load(session_id)
+                return super().load(session_id, **options)
 
             def ping(self) -> None:
                 ticks[0] += FAILED_CALL_SECONDS
@@ -41,9 +41,9 @@ def _slow_store(sessions: ModuleType, ticks: list[float], *, sync: bool) -> Any:
         return SyncSlowStore(10, clock=sessions.ManualClock(START))
 
     class AsyncSlowStore(base):  # type: ignore[misc,valid-type]
-        async def load(self, session_id: str) -> Any:
+        async def load(self, session_id: str, **options: Any) -> Any:
             ticks[0] += CALL_SECONDS
-            return await super().load(session_id)
+            return await super().load(session_id, **options)
 
         async def ping(self) -> None:
             ticks[0] += FAILED_CALL_SECONDS
