@@ -119,3 +119,26 @@ def test_adding_the_redis_store_to_an_edited_project_with_upgrade_set(tmp_path: 
     assert "redis" in result.output.split("pip install", 1)[1]
     lock = json.loads((root / "session-kit.lock").read_text())
     assert lock["modules"]["session"]["options"]["stores"] == ["memory", "redis"]
+
+
+def test_the_next_command_says_it_completed_an_interrupted_add(tmp_path: Path) -> None:
+    import os
+
+    from session_kit.engine.faults import CRASH_EXIT_CODE, install_crash_hook
+
+    root = new_project(tmp_path / "project")
+    reference = new_project(tmp_path / "reference")
+    assert _invoke("add", "module", "session", "--yes", "--project-dir", reference).exit_code == 0
+    pid = os.fork()
+    if pid == 0:
+        install_crash_hook(120)  # past the commit point: the journal is written, files are switching
+        try:
+            generate(GenerateRequest(project_dir=root))
+        finally:
+            os._exit(1)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == CRASH_EXIT_CODE
+    assert (root / ".session-kit/journal.json").is_file()
+    result = _invoke("modules", "verify", "--project-dir", root)
+    assert result.exit_code == 0, result.output
+    assert f"recovered: the interrupted add of session {Kit().manifest.version} was completed" in result.output
+    assert snapshot(root) == snapshot(reference)
