@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from session_kit.engine.kit import Kit
+
 SECRET = "e2e-secret-key-that-is-long-enough-0123456789"
 PACKAGE = "shop.sessions"
 RUFF_RULES = "E,F,W,I,UP,B,SIM,RUF,C4,PT,RET"
@@ -126,7 +128,8 @@ def test_cli_reports_created_files_and_requirements(tmp_path: Path) -> None:
     assert "create" in result.stdout
     assert "pip install" in result.stdout
     assert "fastapi>=" in result.stdout
-    assert (tmp_path / ".session-kit" / "vendor" / "session" / "0.1.0" / "app" / "sessions" / "manager.py").is_file()
+    vendor = tmp_path / ".session-kit" / "vendor" / "session" / Kit().manifest.version
+    assert (vendor / "app" / "sessions" / "manager.py").is_file()
 
     again = _cli("add", "module", "session", "--yes", "--project-dir", str(tmp_path), cwd=tmp_path)
     assert again.returncode == 0
