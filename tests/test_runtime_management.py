@@ -108,22 +108,35 @@ def test_admin_routes_are_denied_by_default(sessions: ModuleType, clock: Any) ->
 
 
 def test_health(sessions: ModuleType, clock: Any) -> None:
+    from fastapi import HTTPException, Request
+
+    async def admin_header(request: Request) -> None:
+        if request.headers.get("x-admin") != "yes":
+            raise HTTPException(status_code=403)
+
     app, manager = build_app(sessions, clock)
-    app.include_router(sessions.session_router())
+    app.include_router(sessions.session_router(admin=admin_header))
     with TestClient(app, base_url=BASE_URL) as client:
-        health = client.get("/sessions/health").json()
+        public = client.get("/sessions/health")
+        hidden = client.get("/sessions/admin/health")
+        health = client.get("/sessions/admin/health", headers={"x-admin": "yes"}).json()
 
         async def down() -> None:
             raise sessions.StoreUnavailable()
 
         manager.store.ping = down
         degraded = client.get("/sessions/health")
+        degraded_details = client.get("/sessions/admin/health", headers={"x-admin": "yes"})
+    # The public route tells nothing an attacker could use: no version, store or policy.
+    assert (public.status_code, public.json()) == (200, {"status": "ok"})
+    assert hidden.status_code == 403
     assert health["status"] == "ok"
     assert health["store_kind"] == "MemoryStore"
     assert health["module_version"] == sessions.__version__
     assert health["policy"]["idle_timeout_seconds"] == 1800
-    assert degraded.status_code == 503
-    assert degraded.json()["detail"]["store"] == "unavailable"
+    assert (degraded.status_code, degraded.json()) == (503, {"status": "unavailable"})
+    assert degraded_details.status_code == 503
+    assert degraded_details.json()["store"] == "unavailable"
 
 
 def test_the_manager_api(sessions: ModuleType, clock: Any) -> None:

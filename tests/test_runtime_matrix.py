@@ -14,7 +14,7 @@ RUFF_RULES = "E,F,W,I,UP,B,SIM,RUF,C4,PT,RET"
 VARIANTS = {
     "jwt_header_routes_metrics": (
         ["token_format=jwt", "transport=header", "management_routes=true", "audit=metrics"],
-        ["'PyJWT>=2.8'", "'cryptography>=42'", "'prometheus-client>=0.20'"],
+        ["'PyJWT>=2.10.1'", "'cryptography>=42'", "'prometheus-client>=0.20'"],
     ),
     "sql_audit_no_csrf_limit": (
         ["audit=sql", "csrf=false", "session_limit=5", "limit_behavior=reject"],
@@ -22,7 +22,7 @@ VARIANTS = {
     ),
     "jwt_cookie_routes_no_audit": (
         ["token_format=jwt", "management_routes=true", "audit=none", "limit_behavior=evict_all"],
-        ["'PyJWT>=2.8'"],
+        ["'PyJWT>=2.10.1'"],
     ),
 }
 

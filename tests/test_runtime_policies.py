@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from runtime_support import BASE_URL, START, build_app, cookie_of, generated_package, holding
+from runtime_support import BASE_URL, SECRET, START, build_app, cookie_of, generated_package, holding
 
 
 @pytest.fixture(scope="module")
@@ -237,13 +237,13 @@ def test_a_preset_policy_can_be_passed_to_setup(sessions: ModuleType, clock: Any
     from fastapi import FastAPI
 
     app = FastAPI()
-    settings = sessions.SessionSettings(secret_key="x" * 40)
+    settings = sessions.SessionSettings(secret_key=SECRET)
     manager = sessions.setup_sessions(app, settings, clock=clock, policy=sessions.ADMIN_POLICY)
     assert manager.policy is sessions.ADMIN_POLICY
 
 
 def test_the_secret_key_rotates_without_signing_anyone_out(sessions: ModuleType, clock: Any) -> None:
-    old_key, new_key = "old-secret-key-" + "o" * 32, "new-secret-key-" + "n" * 32
+    old_key, new_key = "old-oQd49b8SKP7nvu6GHraWgq9rT27XbzthrMbsjhcC8yA", "new-4XJECDKTuwy1HFrLG0TVZPyXP_AtGEp19jK-pVj-V5M"
     store = sessions.MemoryStore(100, clock=clock)
     before, _ = build_app(sessions, clock, store, secret_key=old_key)
     with _client(before) as client:
@@ -268,4 +268,4 @@ def test_the_secret_key_rotates_without_signing_anyone_out(sessions: ModuleType,
 
 def test_fallback_keys_must_be_as_long_as_the_secret_key(sessions: ModuleType) -> None:
     with pytest.raises(sessions.SessionConfigurationError, match="SESSION_SECRET_KEY_FALLBACKS key 1 is too short"):
-        sessions.load_settings(secret_key="k" * 40, secret_key_fallbacks=["short"])
+        sessions.load_settings(secret_key=SECRET, secret_key_fallbacks=["short"])

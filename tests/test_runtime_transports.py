@@ -115,6 +115,8 @@ class TestCsrf:
     def test_cross_origin_unsafe_requests_get_a_clear_403(self, sessions: ModuleType, clock: Any) -> None:
         app, _ = build_app(sessions, clock)
         with TestClient(app, base_url=BASE_URL) as browser:
+            no_cookie = browser.post("/login/ada", headers={"Origin": "https://evil.example"})
+            assert no_cookie.status_code == 200  # no session cookie yet: nothing to forge
             refused = browser.post("/login/ada", headers={"Origin": "https://evil.example"})
             fetch_refused = browser.post("/login/ada", headers={"Sec-Fetch-Site": "cross-site"})
             same_origin = browser.post("/login/ada", headers={"Origin": BASE_URL})
@@ -130,6 +132,7 @@ class TestCsrf:
     def test_trusted_origins(self, sessions: ModuleType, clock: Any) -> None:
         app, _ = build_app(sessions, clock, csrf_trusted_origins=["https://admin.example"])
         with TestClient(app, base_url=BASE_URL) as browser:
+            browser.post("/login/ada")
             assert browser.post("/login/ada", headers={"Origin": "https://admin.example"}).status_code == 200
             assert browser.post("/login/ada", headers={"Origin": "https://evil.example"}).status_code == 403
 
