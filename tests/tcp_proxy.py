@@ -177,11 +177,13 @@ class FaultProxy:
                 for end in splitter.feed(packet):
                     armed = self._count_one()
                     if armed is not None:
-                        # The commands before it in this packet go through as usual.
+                        # The commands before it in this packet go through as usual; a
+                        # stalled one goes late with the rest of its packet.
                         link.server.sendall(packet[sent:start])
-                        if not self._inject(link, armed, packet[start:end]):
+                        if not self._inject(link, armed, packet[start:end], packet[end:]):
                             return
-                        sent = end
+                        sent = len(packet)
+                        break
                     start = end
                 link.server.sendall(packet[sent:])
         except OSError:
@@ -199,10 +201,11 @@ class FaultProxy:
                 return armed
         return None
 
-    def _inject(self, link: _Link, armed: _Armed, command: bytes) -> bool:
+    def _inject(self, link: _Link, armed: _Armed, command: bytes, rest: bytes) -> bool:
         """Apply the fault to `command` (or its rest, when it began in an earlier packet).
 
-        Returns whether the connection carries on.
+        `rest` is what followed it in the same packet: dropped with a dropped connection,
+        delivered with a stalled command. Returns whether the connection carries on.
         """
         try:
             link.replied.clear()
@@ -215,8 +218,9 @@ class FaultProxy:
             if armed.fault is not Fault.STALL:
                 return False
             time.sleep(armed.stall_seconds)
-            link.server.sendall(command)  # late: the client may have given up meanwhile
+            link.server.sendall(command + rest)  # late: the client may have given up meanwhile
             link.replied.wait(2)
+            time.sleep(0.05)  # the replies to `rest`
             return True
         finally:
             armed.fired.set()
