@@ -337,26 +337,43 @@ async def test_admin_routes_answer_only_the_admin_check(
     assert (await client.get("/me")).status_code == 401
 
 
-async def test_health_reports_the_store_and_answers_503_when_it_is_down(client: httpx.AsyncClient, store: Any) -> None:
+async def test_public_health_says_only_ok_or_unavailable(client: httpx.AsyncClient, store: Any) -> None:
     healthy = await client.get("/sessions/health")
-    assert healthy.status_code == 200
-    assert healthy.json()["status"] == "ok"
-    assert healthy.json()["store_kind"] == "UnreliableStore"
+    assert (healthy.status_code, healthy.json()) == (200, {"status": "ok"})
 
     store.available = False
     down = await client.get("/sessions/health")
+    assert (down.status_code, down.json()) == (503, {"status": "unavailable"})
+
+
+async def test_health_details_need_the_admin_check(
+    client: httpx.AsyncClient, framework: FrameworkApp, sessions: ModuleType, store: Any
+) -> None:
+    denied = await client.get("/sessions/admin/health")
+    assert denied.status_code == 403
+    assert framework.error_code(denied) == "session.admin_required"
+    details = await client.get("/sessions/admin/health", headers={ADMIN_HEADER: "yes"})
+    assert details.status_code == 200
+    assert details.json()["store_kind"] == "UnreliableStore"
+    assert details.json()["module_version"] == _module(sessions, "settings").MODULE_VERSION
+
+    store.available = False
+    down = await client.get("/sessions/admin/health", headers={ADMIN_HEADER: "yes"})
     assert down.status_code == 503
-    body = down.json()
-    assert (body.get("detail") or body)["store"] == "unavailable"
+    assert down.json()["store"] == "unavailable"
 
 
-async def test_unsafe_cross_site_requests_are_refused(client: httpx.AsyncClient, framework: FrameworkApp) -> None:
-    for method, path in (("POST", "/login/ada"), ("DELETE", "/sessions")):
+async def test_unsafe_cross_site_requests_with_the_session_cookie_are_refused(
+    client: httpx.AsyncClient, framework: FrameworkApp, clock: Any
+) -> None:
+    await _sign_in(client, "ada", clock)
+    for method, path in (("POST", "/login/bob"), ("DELETE", "/sessions")):
         refused = await client.request(method, path, headers={"Origin": "https://evil.example"})
         assert refused.status_code == 403
         assert framework.error_code(refused) == "session.csrf_failed"
         assert _token(refused) is None
-    same_site = await client.post("/login/ada", headers={"Origin": BASE_URL})
+    assert (await client.get("/me")).json() == {"id": "ada"}  # nothing happened
+    same_site = await client.post("/login/bob", headers={"Origin": BASE_URL})
     assert same_site.status_code == 200
     assert (await client.get("/data", headers={"Origin": "https://evil.example"})).status_code == 200
 
@@ -389,3 +406,27 @@ async def test_ending_sessions_needs_a_recent_sign_in(
     assert (await client.delete("/sessions")).json() == {"revoked": 1}
     _hold(client, other)
     assert (await client.get("/me")).status_code == 401
+
+
+async def test_a_frontend_origin_calling_a_bearer_api_without_the_cookie_is_not_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    # A SPA on another origin calling a token-authenticated API (or signing in to get a
+    # token) sends no session cookie, so there is no session a forger could ride on.
+    frontend = {"Origin": "https://app.frontend.example", "Authorization": "Bearer an-api-token"}
+    for path in ("/data/teal", "/login/ada"):
+        client.cookies.clear()
+        response = await client.post(path, headers=frontend)
+        assert response.status_code == 200, response.text
+
+
+async def test_the_same_call_with_the_session_cookie_from_a_foreign_origin_is_refused(
+    client: httpx.AsyncClient, framework: FrameworkApp, clock: Any
+) -> None:
+    token = await _sign_in(client, "ada", clock)
+    frontend = {"Origin": "https://app.frontend.example", "Authorization": "Bearer an-api-token"}
+    _hold(client, token)
+    refused = await client.post("/data/teal", headers=frontend)
+    assert refused.status_code == 403
+    assert framework.error_code(refused) == "session.csrf_failed"
+    assert (await client.get("/data")).json() == {"value": None, "user": "ada"}  # nothing written

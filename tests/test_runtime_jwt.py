@@ -235,7 +235,8 @@ def test_key_files_must_fit_the_algorithm(sessions: ModuleType, tmp_path: Path) 
 
 
 def test_a_secret_key_rotation_keeps_jwts_signed_with_the_derived_key(sessions: ModuleType, clock: Any) -> None:
-    old_key, new_key = "old-oQd49b8SKP7nvu6GHraWgq9rT27XbzthrMbsjhcC8yA", "new-4XJECDKTuwy1HFrLG0TVZPyXP_AtGEp19jK-pVj-V5M"
+    old_key = "old-oQd49b8SKP7nvu6GHraWgq9rT27XbzthrMbsjhcC8yA"
+    new_key = "new-4XJECDKTuwy1HFrLG0TVZPyXP_AtGEp19jK-pVj-V5M"
     store = sessions.MemoryStore(100, clock=clock)
     before, _ = build_app(sessions, clock, store, secret_key=old_key)
     with TestClient(before, base_url=BASE_URL) as client:

@@ -107,15 +107,15 @@ def test_admin_routes_are_denied_by_default(sessions: ModuleType, clock: Any) ->
     assert response.json()["detail"]["code"] == "session.admin_required"
 
 
+async def _admin_header(request: Request) -> None:
+    # At module level: FastAPI resolves the `Request` annotation from the module's globals.
+    if request.headers.get("x-admin") != "yes":
+        raise HTTPException(status_code=403)
+
+
 def test_health(sessions: ModuleType, clock: Any) -> None:
-    from fastapi import HTTPException, Request
-
-    async def admin_header(request: Request) -> None:
-        if request.headers.get("x-admin") != "yes":
-            raise HTTPException(status_code=403)
-
     app, manager = build_app(sessions, clock)
-    app.include_router(sessions.session_router(admin=admin_header))
+    app.include_router(sessions.session_router(admin=_admin_header))
     with TestClient(app, base_url=BASE_URL) as client:
         public = client.get("/sessions/health")
         hidden = client.get("/sessions/admin/health")

@@ -243,7 +243,8 @@ def test_a_preset_policy_can_be_passed_to_setup(sessions: ModuleType, clock: Any
 
 
 def test_the_secret_key_rotates_without_signing_anyone_out(sessions: ModuleType, clock: Any) -> None:
-    old_key, new_key = "old-oQd49b8SKP7nvu6GHraWgq9rT27XbzthrMbsjhcC8yA", "new-4XJECDKTuwy1HFrLG0TVZPyXP_AtGEp19jK-pVj-V5M"
+    old_key = "old-oQd49b8SKP7nvu6GHraWgq9rT27XbzthrMbsjhcC8yA"
+    new_key = "new-4XJECDKTuwy1HFrLG0TVZPyXP_AtGEp19jK-pVj-V5M"
     store = sessions.MemoryStore(100, clock=clock)
     before, _ = build_app(sessions, clock, store, secret_key=old_key)
     with _client(before) as client:

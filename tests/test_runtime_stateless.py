@@ -273,7 +273,8 @@ def test_settings_from_the_environment_choose_the_stateless_manager(
 
 
 def test_cutoffs_survive_a_secret_key_rotation(sessions: ModuleType, clock: Any) -> None:
-    old_key, new_key = "old-oQd49b8SKP7nvu6GHraWgq9rT27XbzthrMbsjhcC8yA", "new-4XJECDKTuwy1HFrLG0TVZPyXP_AtGEp19jK-pVj-V5M"
+    old_key = "old-oQd49b8SKP7nvu6GHraWgq9rT27XbzthrMbsjhcC8yA"
+    new_key = "new-4XJECDKTuwy1HFrLG0TVZPyXP_AtGEp19jK-pVj-V5M"
     store = sessions.MemoryStore(1000, clock=clock)
     before, manager = build_app(sessions, clock, store, secret_key=old_key, jwt_stateless=True)
     with TestClient(before, base_url=BASE_URL) as client:
