@@ -1,4 +1,4 @@
-"""FastAPI: a pure ASGI middleware, a `SessionDep` dependency and `setup_sessions(app)`."""
+"""FastAPI: a pure ASGI middleware, a `WebSessionDep` dependency and `setup_sessions(app)`."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class FastAPIPlugin(StandardPlugin):
                 [
                     "ManagerDep",
                     "PrincipalDep",
-                    "SessionDep",
+                    "WebSessionDep",
                     "get_session",
                     "get_session_manager",
                     "require_principal",
@@ -85,6 +85,7 @@ class FastAPIPlugin(StandardPlugin):
             f"Mount it: `from {layout.package} import setup_sessions`, then `setup_sessions(app)` "
             "right after `app = FastAPI()`.",
             SECRET_KEY_STEP,
-            f"Use it in a route: `async def view(session: SessionDep)` with `from {layout.package} import SessionDep`.",
+            f"Use it in a route: `async def view(session: WebSessionDep)` "
+            f"with `from {layout.package} import WebSessionDep`.",
             tests_step(layout),
         ]

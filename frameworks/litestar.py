@@ -37,7 +37,7 @@ class LitestarPlugin(StandardPlugin):
                 [
                     "ManagerDep",
                     "PrincipalDep",
-                    "SessionDep",
+                    "WebSessionDep",
                     "provide_session",
                     "provide_session_manager",
                     "require_principal",
@@ -53,7 +53,7 @@ class LitestarPlugin(StandardPlugin):
             f"Mount it: `from {layout.package} import SessionPlugin`, then "
             "`Litestar(route_handlers=[...], plugins=[SessionPlugin()])`.",
             SECRET_KEY_STEP,
-            f"Use it in a handler: `async def view(session: SessionDep)` "
-            f"with `from {layout.package} import SessionDep`.",
+            f"Use it in a handler: `async def view(session: WebSessionDep)` "
+            f"with `from {layout.package} import WebSessionDep`.",
             tests_step(layout),
         ]

@@ -197,34 +197,34 @@ def _litestar_app(sessions: ModuleType, settings: Any, store: Any, clock: Any) -
     from litestar.params import FromPath
 
     # Annotations are strings here (postponed); Litestar resolves these local names through the namespace.
-    SessionDep, PrincipalDep = sessions.SessionDep, sessions.PrincipalDep
-    namespace = {"SessionDep": SessionDep, "PrincipalDep": PrincipalDep, "FromPath": FromPath}
+    WebSessionDep, PrincipalDep = sessions.WebSessionDep, sessions.PrincipalDep
+    namespace = {"WebSessionDep": WebSessionDep, "PrincipalDep": PrincipalDep, "FromPath": FromPath}
 
     def is_admin(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
         if connection.headers.get(ADMIN_HEADER) != "yes":
             raise PermissionDeniedException(detail="admins only", extra={"code": "session.admin_required"})
 
     @get("/data")
-    async def read(session: SessionDep) -> dict[str, Any]:
+    async def read(session: WebSessionDep) -> dict[str, Any]:
         return _read(session)
 
     @post("/data/{value:str}", status_code=200)
-    async def write(value: FromPath[str], session: SessionDep) -> dict[str, str]:
+    async def write(value: FromPath[str], session: WebSessionDep) -> dict[str, str]:
         session.data["value"] = value
         return {"value": value}
 
     @post("/login/{user:str}", status_code=200)
-    async def login(user: FromPath[str], session: SessionDep) -> dict[str, str]:
+    async def login(user: FromPath[str], session: WebSessionDep) -> dict[str, str]:
         session.mark_authenticated(sessions.SessionPrincipal(kind="user", id=user))
         return {"user": user}
 
     @post("/logout", status_code=200)
-    async def logout(session: SessionDep) -> dict[str, bool]:
+    async def logout(session: WebSessionDep) -> dict[str, bool]:
         session.destroy()
         return {"ok": True}
 
     @post("/step-up", status_code=200)
-    async def step_up(session: SessionDep) -> dict[str, bool]:
+    async def step_up(session: WebSessionDep) -> dict[str, bool]:
         session.elevate(reauthenticated=True)
         return {"ok": True}
 

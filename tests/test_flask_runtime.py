@@ -182,7 +182,7 @@ def test_the_idle_timeout_ends_the_session(sessions: ModuleType, store: Any, clo
     app = build_app(sessions, settings_for(sessions), store, clock)
     client = app.test_client()
     client.post("/login/ada", headers=ORIGIN)
-    idle = app.extensions["sessions"].policy.idle_timeout
+    idle = sessions.Sessions.manager_for(app).policy.idle_timeout
     clock.advance(idle - timedelta(seconds=1))
     assert client.get("/me").status_code == 200  # activity keeps it alive
     clock.advance(idle + timedelta(seconds=1))
