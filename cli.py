@@ -33,7 +33,36 @@ class _Group(typer.core.TyperGroup):
             # typer's own coercion works as before, only slower.
             with suppress(AttributeError, TypeError):
                 _plain_coercion(self)
+            with suppress(AttributeError, TypeError, ImportError):
+                _plain_help_types(self)
         return super().make_context(info_name, args, parent, **extra)
+
+
+def _plain_help_types(command: Any) -> None:
+    """--help shows a value's name only where one is typed: none for flags, MODULE, not `<str>`.
+
+    Recent typer versions print a type such as `<bool>` beside every parameter, which
+    reads as if `--yes` took a value; an explicit metavar replaces it, and an empty one
+    hides it. Older typer prints no type for flags, and this changes nothing there.
+    """
+    import importlib
+
+    try:  # recent typer vendors click; older ones use it directly
+        context_type: Any = importlib.import_module("typer._click").Context
+    except ImportError:
+        context_type = importlib.import_module("click").Context
+    stack = [command]
+    while stack:
+        current = stack.pop()
+        stack.extend(getattr(current, "commands", {}).values())
+        for param in [*current.params, current.get_help_option(context_type(current))]:
+            if param is None:
+                continue
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+            elif param.param_type_name == "argument" and param.metavar is not None:
+                # The name column already shows the metavar; the type column would repeat it as <str>.
+                param.display_type_rich = lambda ctx: None
 
 
 def _plain_coercion(command: Any) -> None:
@@ -91,8 +120,19 @@ app.add_typer(add_app, name="add")
 app.add_typer(modules_app, name="modules")
 
 ProjectDir = Annotated[
-    Path, typer.Option("--project-dir", help="The project to work in.", show_default="current directory")
+    Path,
+    typer.Option("--project-dir", metavar="DIR", help="The project to work in.", show_default="current directory"),
 ]
+# Kept in step with config/base.yaml by tests/test_cli.py (building it here would load the kit for --help).
+ADD_EPILOG = (
+    "Options, set with --set KEY=VALUE, an --answers FILE or SESSION_KIT_<KEY>: "
+    "framework (fastapi, starlette, litestar, flask), "
+    "stores (memory, file, sql, redis; comma-separated), "
+    "token_format (opaque, jwt), transport (cookie, header), csrf (true, false), "
+    "management_routes (true, false), audit (none, logger, sql, metrics). "
+    "Lifetimes, cookie attributes and limits are run-time settings (SESSION_TTL, SESSION_COOKIE_NAME, ...) "
+    "of the generated code, not questions; docs/usage.md lists them."
+)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print a machine-readable report instead of tables.")]
 
 
@@ -192,22 +232,35 @@ def main_options(
     _DEBUG["on"] = debug
 
 
-@add_app.command("module")
+@add_app.command("module", epilog=ADD_EPILOG)
 def add_module(
-    name: Annotated[str, typer.Argument(help="Module to add (session).")],
-    framework: Annotated[str | None, typer.Option("--framework", help="Web framework (fastapi).")] = None,
+    name: Annotated[str, typer.Argument(metavar="MODULE", help="Module to add: session.", show_default=False)],
+    framework: Annotated[
+        str | None,
+        typer.Option(
+            "--framework",
+            metavar="NAME",
+            help="Web framework: fastapi, starlette, litestar or flask (default: detected from the project).",
+        ),
+    ] = None,
     project_dir: ProjectDir = Path("."),
     package: Annotated[
         str | None,
         typer.Option(
-            "--package", help="Dotted import path of the generated package (default: found from the project)."
+            "--package",
+            metavar="NAME",
+            help="Dotted import path of the generated package, e.g. app.sessions (default: detected from the layout).",
         ),
     ] = None,
     assignments: Annotated[
         list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Set an option (repeatable).")
     ] = None,
-    answers: Annotated[Path | None, typer.Option("--answers", help="YAML file of option: value answers.")] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Ask nothing; use defaults and given values.")] = False,
+    answers: Annotated[
+        Path | None, typer.Option("--answers", metavar="FILE", help="YAML file of option: value answers.")
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Ask nothing; use what was detected, given or default.")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and a diff; write nothing.")] = False,
     as_json: JsonFlag = False,
     force: Annotated[
@@ -254,25 +307,33 @@ def _already_generated(project_dir: Path, module: str) -> bool:
 
 
 def _prompt(option: OptionSpec, default: Any) -> Any:
-    """Ask for one option on the terminal until the answer is valid."""
-    from rich.prompt import Confirm, Prompt
+    """Ask for one option on the terminal until the answer is valid; `?` shows the details."""
+    from rich.markup import escape
+    from rich.prompt import Prompt
 
     from .engine.options import coerce_text, validate_value
 
     console = _console(stderr=True)
-    console.print(f"[dim]{option.help}[/]")
-    while True:
-        if option.type == "boolean":
-            return Confirm.ask(option.prompt, default=bool(default), console=console)
+    more = "  (? for details)" if option.details else ""
+    console.print(f"[dim]{escape(option.help)}{more}[/]")
+    if option.type == "boolean":
+        choices, shown = "y/n", "y" if default else "n"
+    else:
+        choices = ("/" if option.type == "choice" else ", ").join(option.choices)
         shown = ",".join(default) if isinstance(default, list) else str(default)
-        choices = list(option.choices) if option.type == "choice" else None
-        label = option.prompt if option.type != "multichoice" else f"{option.prompt} [{', '.join(option.choices)}]"
-        text = Prompt.ask(label, default=shown, choices=choices, console=console)
+    label = f"{escape(option.prompt)} [magenta]{escape(f'[{choices}]')}[/]" if choices else escape(option.prompt)
+    while True:
+        text = Prompt.ask(label, default=shown, console=console)
+        if text.strip() == "?":
+            console.print(escape(option.details or option.help), style="dim")
+            continue
+        if option.type == "boolean":
+            text = {"y": "yes", "n": "no"}.get(text.strip().lower(), text)
         value = coerce_text(option, text)
         problem = validate_value(option, value)
         if problem is None:
             return value
-        console.print(f"[red]{problem}[/]")
+        console.print(f"[red]{escape(problem)}[/]")
 
 
 _ACTION_STYLE = {
@@ -291,6 +352,11 @@ def _print_report(report: GenerateReport) -> None:
     console = _console()
     for warning in report.warnings:
         _console(stderr=True).print(f"[yellow]warning:[/] {warning}")
+    # markup=False: evidence quotes code such as Flask(...) and paths.
+    for subject, line in report.detected.items():
+        console.print(f"detected {subject}: {line}", markup=False, style="cyan")
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False, style="cyan")
     verb = "would write" if report.dry_run else "wrote"
     table = Table(title=f"{report.module} {report.version} · {report.framework} · {report.package}")
     table.add_column("File")

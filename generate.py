@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .engine.apply import Write, apply_writes, changes_disk
 from .engine.context import build_context, requirements_for, select_templates
+from .engine.detect import FrameworkDetection, detect_framework, detect_package
 from .engine.guard import guarded
 from .engine.kit import Kit
 from .engine.options import ResolvedOptions, check_hook_changes, parse_assignments, read_answers_file, resolve
@@ -31,8 +32,8 @@ from .engine.project import (
 from .engine.spec import OptionSpec, OptionSpecSet
 from .engine.state import VENDOR_RECORD
 from .engine.versions import version_key
-from .errors import ProjectError, UserError
-from .frameworks import FrameworkPlugin, RenderedFile, get_plugin
+from .errors import OptionError, ProjectError, UserError
+from .frameworks import PLUGINS, FrameworkPlugin, RenderedFile, get_plugin
 from .overrides import environment_overrides, load_hooks
 
 # Asks the user for one option; receives the spec and the value it would otherwise get.
@@ -72,6 +73,9 @@ class GenerateReport:
     next_steps: list[str]
     warnings: list[str]
     dry_run: bool
+    # What was found in the project, one line per subject ({"framework": "flask (...)"}).
+    detected: Mapping[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -95,6 +99,8 @@ class GenerateReport:
             "test_requirements": self.test_requirements,
             "next_steps": self.next_steps,
             "warnings": self.warnings,
+            "detected": dict(self.detected),
+            "notes": self.notes,
         }
 
 
@@ -111,6 +117,8 @@ class Prepared:
     options: ResolvedOptions
     plugin: FrameworkPlugin
     rendered: list[RenderedFile]
+    detected: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
 
 def prepare(request: GenerateRequest, *, allow_framework_change: bool = False) -> Prepared:
@@ -137,9 +145,19 @@ def prepare(request: GenerateRequest, *, allow_framework_change: bool = False) -
             f"this project's {manifest.name} module is {previous.version}, newer than the installed kit's {version}; "
             "upgrade session-kit (pip install -U session-kit) before changing it"
         )
-    layout = resolve_layout(root, request.package or (previous.package if previous else None))
+    detected: dict[str, str] = {}
+    package = request.package or (previous.package if previous else None)
+    if package is None:
+        found = detect_package(root, [plugin.signature for plugin in PLUGINS.values()])
+        package = found.package
+        detected["package"] = f"{package} ({found.reason})"
+    elif previous is None:
+        detected["package"] = f"{package} (from --package)"
+    layout = resolve_layout(root, package)
+    # A generated project's lock already says which framework it uses.
+    detection = None if previous else detect_framework(root, {n: p.signature for n, p in PLUGINS.items()})
 
-    # 2-3. Options: default < lock < answers file < SESSION_KIT_* < --set < before_render hook.
+    # 2-3. Options: default < detected < lock < answers file < SESSION_KIT_* < --set < before_render hook.
     env = environment_overrides(spec, request.environ)
     answers = read_answers_file(request.answers_file, spec) if request.answers_file else {}
     assignments = parse_assignments(list(request.assignments), spec)
@@ -152,15 +170,22 @@ def prepare(request: GenerateRequest, *, allow_framework_change: bool = False) -
         "environment": env.values,
         "assignments": assignments,
         "warnings": env.warnings,
+        "detected": {"framework": detection.chosen} if detection and detection.chosen else None,
     }
     options = resolve(spec, **layers)
     if request.prompter is not None:
-        options = _ask(spec, options, request.prompter, layers)
+        options, answered = _ask(spec, options, _explain_framework(request.prompter, detection), layers)
+        layers["assignments"] = {**assignments, **answered}
     hooks = load_hooks(root, request.environ)
     changes = hooks.before_render(options.values)
     if changes:
         check_hook_changes(changes, spec)
+        prompted = {name for name, source in options.sources.items() if source == "prompt"}
         options = resolve(spec, **layers, hooks=changes)
+        kept = {name: "prompt" for name in prompted if options.sources[name] == "--set"}
+        options = replace(options, sources={**options.sources, **kept})
+    if detection is not None:
+        _refuse_ambiguity(detection, options)
     framework = str(options.values["framework"])
     if previous and previous.framework != framework and not allow_framework_change:
         raise ProjectError(
@@ -177,7 +202,48 @@ def prepare(request: GenerateRequest, *, allow_framework_change: bool = False) -
     context = build_context(kit, layout, plugin, options.values, version)
     rendered = plugin.render(kit.renderer, templates, context, layout, hooks)
     _refuse_kit_outputs(root, kit, rendered)
-    return Prepared(kit, version, root, lock, previous, layout, options, plugin, rendered)
+    if detection is not None:
+        detected = {"framework": _framework_line(detection, options, request), **detected}
+    notes = (*(detection.notes if detection else ()), *options.notices)
+    return Prepared(kit, version, root, lock, previous, layout, options, plugin, rendered, detected, notes)
+
+
+def _framework_line(detection: FrameworkDetection, options: ResolvedOptions, request: GenerateRequest) -> str:
+    """One line on where the framework came from, and what the project suggested if that differs."""
+    name, source = str(options.values["framework"]), options.sources["framework"]
+    if source == "detected":
+        return f"{name} ({'; '.join(detection.evidence[name])})"
+    if source == "default":
+        return f"{name} (the default: {detection.describe()}; --framework chooses another)"
+    given = {"--set": "--framework" if request.framework else "--set", "prompt": "your answer"}.get(source, source)
+    others = {other: items for other, items in detection.evidence.items() if other != name}
+    if not others:
+        return f"{name} (from {given})"
+    return f"{name} (from {given}; the project also names {FrameworkDetection(None, others).describe()})"
+
+
+def _refuse_ambiguity(detection: FrameworkDetection, options: ResolvedOptions) -> None:
+    """Several frameworks found and none chosen by the user: guessing would generate the wrong code."""
+    if detection.ambiguous and options.sources["framework"] == "default":
+        names = list(detection.evidence)
+        raise OptionError(
+            f"cannot tell which framework the project uses: {detection.describe()}; "
+            f"pass --framework ({' or '.join(names)}), --set framework=NAME or SESSION_KIT_FRAMEWORK"
+        )
+
+
+def _explain_framework(prompter: Prompter, detection: FrameworkDetection | None) -> Prompter:
+    """A prompter that, asked for the framework, shows what was found and suggests the first."""
+    if detection is None or not detection.evidence:
+        return prompter
+
+    def ask(option: OptionSpec, default: Any) -> Any:
+        if option.name != "framework":
+            return prompter(option, default)
+        hinted = replace(option, help=f"Found {detection.describe()}.")
+        return prompter(hinted, next(iter(detection.evidence)))
+
+    return ask
 
 
 def generate(request: GenerateRequest) -> GenerateReport:
@@ -208,6 +274,8 @@ def _generate(request: GenerateRequest) -> GenerateReport:
         next_steps=plugin.next_steps(layout),
         warnings=list(prepared.options.warnings),
         dry_run=request.dry_run,
+        detected=prepared.detected,
+        notes=list(prepared.notes),
     )
     if request.dry_run or report.status == "refused":
         return report
@@ -285,17 +353,19 @@ def _status(plans: list[FilePlan], previous: ModuleLock | None, dry_run: bool) -
 
 def _ask(
     spec: OptionSpecSet, options: ResolvedOptions, prompter: Prompter, layers: Mapping[str, Any]
-) -> ResolvedOptions:
-    """Ask for each option whose condition holds, in spec order, re-checking as answers arrive."""
+) -> tuple[ResolvedOptions, dict[str, Any]]:
+    """Ask, in spec order, for each option nothing decided (no detection, lock, answer,
+    variable or --set) whose condition holds, re-checking as answers arrive."""
     fixed = layers["assignments"]
     answered: dict[str, Any] = {}
     current = options
     for option in spec.options:
-        if option.name in fixed or not option.when.holds(current.values):
+        if current.sources[option.name] != "default" or not option.when.holds(current.values):
             continue
         answered[option.name] = prompter(option, current.values[option.name])
         current = resolve(spec, **{**layers, "assignments": {**fixed, **answered}})
-    return current
+    sources = {**current.sources, **dict.fromkeys(answered, "prompt")}
+    return replace(current, sources=sources), answered
 
 
 def _refuse_kit_tree(root: Path, kit: Kit) -> None:

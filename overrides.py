@@ -5,7 +5,9 @@ Two ways in:
 * Environment variables. ``SESSION_KIT_<OPTION>`` (upper case) overrides the option
   ``<option>`` of config/base.yaml. Values are converted and validated like ``--set``;
   integers outside the option's range are clamped to the nearest bound with a warning.
-  An unknown ``SESSION_KIT_*`` name is reported with the closest valid one.
+  A former option that is a runtime default now (``SESSION_KIT_TTL_SECONDS``, ...)
+  still works like ``--set`` does for it. An unknown ``SESSION_KIT_*`` name is reported
+  with the closest valid one.
 * Python hooks. A file ``session_kit_hooks.py`` at the project root (or the file named by
   ``SESSION_KIT_HOOKS``) may define ``before_render(options)``, which returns option
   changes (validated again), and ``after_render(path, text)``, which returns the text to
@@ -49,7 +51,7 @@ def environment_overrides(spec: OptionSpecSet, environ: Mapping[str, str] | None
     from difflib import get_close_matches
 
     env = os.environ if environ is None else environ
-    valid = {f"{ENV_PREFIX}{name.upper()}": name for name in spec.names}
+    valid = {f"{ENV_PREFIX}{name.upper()}": name for name in spec.known_names}
     values: dict[str, Any] = {}
     warnings: list[str] = []
     for variable in sorted(env):
@@ -60,6 +62,14 @@ def environment_overrides(spec: OptionSpecSet, environ: Mapping[str, str] | None
             close = get_close_matches(variable, [*valid, *RESERVED_VARIABLES], n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
             warnings.append(f"{variable} is not a session-kit option and was ignored{hint}")
+            continue
+        former = spec.runtime_default(name)
+        if former is not None:
+            value = former.coerce(env[variable])
+            problem = former.problem(value)
+            if problem:
+                raise OptionError(f"{variable}: {problem} ({former.variable} at run time)")
+            values[name] = value
             continue
         option = spec.get(name)
         assert option is not None  # valid maps only known names

@@ -109,7 +109,7 @@ def _upgrade(root: Path, request: GenerateRequest, allow_framework_change: bool)
     if previous is None:
         name = prepared.kit.manifest.name
         raise ProjectError(f"{root / LOCK_NAME} records no {name} module; run `session-kit add module {name}` first")
-    notes = drift_notes(prepared.kit, previous.version)
+    notes = [*prepared.notes, *drift_notes(prepared.kit, previous.version)]
     files = plan_upgrade(root, previous, prepared.rendered, new_version=prepared.version)
     requirements, _ = requirements_for(prepared.kit.manifest, prepared.options.values)
     report = UpgradeReport(

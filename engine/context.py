@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import SpecError
 from .project import ProjectLayout
-from .spec import ModuleManifest, TemplateFile
+from .render import python_literal, timedelta_literal
+from .spec import ModuleManifest, OptionSpecSet, RuntimeDefault, TemplateFile
 
 if TYPE_CHECKING:
     from ..frameworks.base import FrameworkPlugin
@@ -54,8 +55,27 @@ def build_context(
         "csrf": bool(options.get("csrf", False)),
         "management": bool(options.get("management_routes", False)),
         "audit": str(options.get("audit", "none")),
-        "session_limit": int(options.get("session_limit", 0)) or None,
+        # Python source of the runtime defaults an older project still sets, by constant;
+        # the settings template falls back to its fixed default for every other one.
+        "carried": carried_defaults(kit.options, options),
     }
+
+
+def carried_defaults(spec: OptionSpecSet, options: Mapping[str, Any]) -> dict[str, str]:
+    """{constant: literal} for each former option present in the resolved values."""
+    return {
+        former.constant: _literal(former, options[former.name])
+        for former in spec.runtime_defaults
+        if former.name in options
+    }
+
+
+def _literal(former: RuntimeDefault, value: Any) -> str:
+    if former.kind == "seconds":
+        return timedelta_literal(value)
+    if former.kind == "limit":
+        return python_literal(value or None)  # 0 is "no limit", which the settings spell None
+    return python_literal(value)
 
 
 def requirements_for(manifest: ModuleManifest, options: Mapping[str, Any]) -> tuple[list[str], list[str]]:

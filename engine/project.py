@@ -60,15 +60,11 @@ def check_project_dir(root: Path) -> Path:
 
 
 def default_package(root: Path) -> str:
-    """`app.sessions` if there is an `app` package, the single `src/` package + `.sessions`, else `sessions`."""
-    if (root / "app" / "__init__.py").is_file():
-        return "app.sessions"
-    src = root / "src"
-    if src.is_dir():
-        packages = sorted(p.name for p in src.iterdir() if (p / "__init__.py").is_file())
-        if len(packages) == 1:
-            return f"{packages[0]}.sessions"
-    return "sessions"
+    """`<pkg>.sessions` in the package that holds the app (see engine/detect.py), else `sessions`."""
+    from ..frameworks import PLUGINS  # late: the plug-ins import this module
+    from .detect import detect_package
+
+    return detect_package(root, [plugin.signature for plugin in PLUGINS.values()]).package
 
 
 def resolve_layout(root: Path, package: str | None) -> ProjectLayout:

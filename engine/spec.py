@@ -16,6 +16,13 @@ from .yamlfile import KeyPath, YamlDocument, load_yaml
 
 OptionType = Literal["string", "integer", "boolean", "choice", "multichoice"]
 OPTION_TYPES: tuple[OptionType, ...] = ("string", "integer", "boolean", "choice", "multichoice")
+# How a runtime default's value becomes Python source (see RuntimeDefault).
+RuntimeKind = Literal["seconds", "count", "limit", "string", "choice"]
+RUNTIME_KINDS: tuple[RuntimeKind, ...] = ("seconds", "count", "limit", "string", "choice")
+# A prompt shows its help on one terminal line; the rest is in `details`.
+HELP_WIDTH = 100
+_CONSTANT = re.compile(r"DEFAULT_[A-Z0-9_]+")
+_VARIABLE = re.compile(r"SESSION_[A-Z0-9_]+")
 DOC_KEYS = (
     "overview",
     "usage",
@@ -74,13 +81,14 @@ class OptionSpec:
     name: str
     type: OptionType
     default: Any
-    help: str
+    help: str  # one line, shown with the question
     prompt: str
     choices: tuple[str, ...] = ()
     pattern: str | None = None
     minimum: int | None = None
     maximum: int | None = None
     when: Condition = ALWAYS
+    details: str = ""  # the longer explanation, shown on request (`?` at a prompt)
 
     def allowed(self) -> str:
         """What values this option accepts, in words."""
@@ -110,16 +118,79 @@ class Constraint:
 
 
 @dataclass(frozen=True)
+class RuntimeDefault:
+    """A former generator option whose value is now a run-time setting.
+
+    New projects are never asked for it: the generated settings carry a fixed default
+    in `constant`, and `variable` changes it at run time, where the settings model
+    validates it. A value an older lock, answers file, --set or SESSION_KIT_* still
+    names replaces that default in the generated source, so nothing a project chose
+    is lost. Only the value's kind is checked here, enough to write it as a literal.
+    """
+
+    name: str
+    constant: str
+    variable: str
+    kind: RuntimeKind
+    default: Any  # equal to the template's fixed default (tests check it)
+    choices: tuple[str, ...] = ()
+    pattern: str | None = None
+
+    def allowed(self) -> str:
+        """What values the kit accepts for it, in words."""
+        return {
+            "seconds": "a whole number of seconds greater than 0",
+            "count": "a whole number greater than 0",
+            "limit": "a whole number, 0 for no limit",
+            "string": f"a string matching {self.pattern}" if self.pattern else "a non-empty string",
+            "choice": f"one of: {', '.join(self.choices)}",
+        }[self.kind]
+
+    def problem(self, value: object) -> str | None:
+        """None when `value` can be written as this default, else what is allowed."""
+        bad = f"{value!r} is not allowed for {self.name}; expected {self.allowed()}"
+        if self.kind in ("seconds", "count", "limit"):
+            if not isinstance(value, int) or isinstance(value, bool):
+                return bad
+            return None if value > 0 or (self.kind == "limit" and value == 0) else bad
+        if self.kind == "choice":
+            return None if value in self.choices else bad
+        if not isinstance(value, str) or not value:
+            return bad
+        return None if self.pattern is None or re.fullmatch(self.pattern, value) else bad
+
+    def coerce(self, text: str) -> Any:
+        """Text from the command line or environment as this default's type."""
+        raw = text.strip()
+        if self.kind in ("seconds", "count", "limit"):
+            try:
+                return int(raw, 10)
+            except ValueError:
+                return raw
+        return raw
+
+
+@dataclass(frozen=True)
 class OptionSpecSet:
-    """config/base.yaml: the ordered options of the module."""
+    """config/base.yaml: the ordered options of the module, and its runtime defaults."""
 
     path: Path
     options: tuple[OptionSpec, ...]
     constraints: tuple[Constraint, ...] = ()
+    runtime_defaults: tuple[RuntimeDefault, ...] = ()
 
     def get(self, name: str) -> OptionSpec | None:
         """The option called `name`, if any."""
         return next((option for option in self.options if option.name == name), None)
+
+    def runtime_default(self, name: str) -> RuntimeDefault | None:
+        """The former option called `name` that is now a runtime default, if any."""
+        return next((item for item in self.runtime_defaults if item.name == name), None)
+
+    @property
+    def known_names(self) -> tuple[str, ...]:
+        """Every name a source may set: the options, then the former ones."""
+        return (*self.names, *(item.name for item in self.runtime_defaults))
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -226,10 +297,12 @@ def load_option_specs(path: Path) -> OptionSpecSet:
     """Load and validate config/base.yaml."""
     doc = load_yaml(path)
     root = _mapping(doc, (), doc.data)
-    _only(doc, (), root, {"options", "constraints"})
+    _only(doc, (), root, {"options", "constraints", "runtime_defaults"})
     raw_options = _mapping(doc, ("options",), root.get("options"))
     options = [_option(doc, str(name), raw) for name, raw in raw_options.items()]
     by_name = {option.name: option for option in options}
+    raw_runtime = _mapping(doc, ("runtime_defaults",), root.get("runtime_defaults", {}))
+    runtime = tuple(_runtime_default(doc, str(name), raw, by_name) for name, raw in raw_runtime.items())
     for option in options:
         _check_when(doc, ("options", option.name, "when"), option.when, by_name, owner=option.name)
     constraints = tuple(
@@ -240,7 +313,44 @@ def load_option_specs(path: Path) -> OptionSpecSet:
     for index, constraint in enumerate(constraints):
         if constraint.violated(defaults):
             raise doc.error(("constraints", index), f"the defaults break this rule: {constraint.message}")
-    return OptionSpecSet(path, tuple(options), constraints)
+    return OptionSpecSet(path, tuple(options), constraints, runtime)
+
+
+def _runtime_default(doc: YamlDocument, name: str, raw: object, options: Mapping[str, OptionSpec]) -> RuntimeDefault:
+    key = ("runtime_defaults", name)
+    if name in options:
+        raise doc.error(key, f"{name} is an option too; a name is either an option or a runtime default")
+    body = _mapping(doc, key, raw)
+    _only(doc, key, body, {"constant", "variable", "kind", "default", "choices", "pattern"})
+    constant = _string(doc, (*key, "constant"), body.get("constant"), pattern=_CONSTANT, allowed="DEFAULT_<NAME>")
+    variable = _string(doc, (*key, "variable"), body.get("variable"), pattern=_VARIABLE, allowed="SESSION_<NAME>")
+    kind = body.get("kind")
+    if kind not in RUNTIME_KINDS:
+        raise doc.error((*key, "kind"), f"{kind!r} is not a kind; allowed: {', '.join(RUNTIME_KINDS)}")
+    choices: tuple[str, ...] = ()
+    if kind == "choice":
+        raw_choices = _sequence(doc, (*key, "choices"), body.get("choices"))
+        choices = tuple(_string(doc, (*key, "choices", i), c) for i, c in enumerate(raw_choices))
+        if not choices or len(set(choices)) != len(choices):
+            raise doc.error((*key, "choices"), "choices must be a non-empty list without repeats")
+    elif "choices" in body:
+        raise doc.error((*key, "choices"), f"choices are only for the choice kind, not {kind}")
+    pattern = None
+    if "pattern" in body:
+        if kind != "string":
+            raise doc.error((*key, "pattern"), "pattern is only for the string kind")
+        pattern = _string(doc, (*key, "pattern"), body["pattern"])
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise doc.error((*key, "pattern"), f"not a valid regular expression ({exc})") from None
+    item = RuntimeDefault(name, constant, variable, kind, None, choices, pattern)
+    if "default" not in body:
+        raise doc.error(key, "missing key 'default'")
+    problem = item.problem(body["default"])
+    if problem:
+        raise doc.error((*key, "default"), problem)
+    return replace(item, default=body["default"])
 
 
 def _constraint(doc: YamlDocument, key_path: KeyPath, raw: object, by_name: Mapping[str, OptionSpec]) -> Constraint:
@@ -280,11 +390,15 @@ def _option(doc: YamlDocument, name: str, raw: object) -> OptionSpec:
     if not _NAME.fullmatch(name):
         raise doc.error(key, "option names are lower-case identifiers (a-z, 0-9, _)")
     body = _mapping(doc, key, raw)
-    _only(doc, key, body, {"type", "default", "help", "prompt", "choices", "pattern", "min", "max", "when"})
+    allowed_keys = {"type", "default", "help", "details", "prompt", "choices", "pattern", "min", "max", "when"}
+    _only(doc, key, body, allowed_keys)
     kind = body.get("type")
     if kind not in OPTION_TYPES:
         raise doc.error((*key, "type"), f"{kind!r} is not a type; allowed: {', '.join(OPTION_TYPES)}")
     help_text = _string(doc, (*key, "help"), body.get("help"))
+    if "\n" in help_text.strip() or len(help_text.strip()) > HELP_WIDTH:
+        raise doc.error((*key, "help"), f"help is one line of at most {HELP_WIDTH} characters; put the rest in details")
+    details = _string(doc, (*key, "details"), body["details"]) if "details" in body else ""
     prompt = _string(doc, (*key, "prompt"), body.get("prompt"))
     choices: tuple[str, ...] = ()
     if kind in ("choice", "multichoice"):
@@ -326,6 +440,7 @@ def _option(doc: YamlDocument, name: str, raw: object) -> OptionSpec:
         minimum=bounds["min"],
         maximum=bounds["max"],
         when=parse_condition(doc, (*key, "when"), body.get("when")),
+        details=details.strip(),
     )
     if "default" not in body:
         raise doc.error(key, "missing key 'default'")

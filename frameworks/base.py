@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 
+from ..engine.detect import Signature
 from ..engine.project import ProjectLayout
 from ..engine.render import Renderer
 from ..engine.spec import TemplateFile
@@ -31,6 +32,8 @@ class FrameworkPlugin(Protocol):
     # False for frameworks that serve requests synchronously (WSGI): the shared core
     # is then rendered as its synchronous twin (see engine/unasync.py).
     async_core: bool
+    # How a project shows that it uses this framework (see engine/detect.py).
+    signature: Signature
 
     def adapter_templates(self) -> Sequence[TemplateFile]:
         """Framework-specific templates (middleware, dependencies, routes, tests)."""

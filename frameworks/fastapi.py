@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..engine.detect import Signature
 from ..engine.project import ProjectLayout
 from ..engine.spec import Condition, TemplateFile
 from .base import SECRET_KEY_STEP, StandardPlugin, tests_step
@@ -58,6 +59,7 @@ class FastAPIPlugin(StandardPlugin):
 
     name = "fastapi"
     display_name = "FastAPI"
+    signature = Signature(("fastapi", "fastapi-slim"), "fastapi", "FastAPI", builds_on=("starlette",))
 
     def adapter_templates(self) -> Sequence[TemplateFile]:
         return _ADAPTER

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..engine.detect import Signature
 from ..engine.project import ProjectLayout
 from ..engine.spec import Condition, TemplateFile
 from .base import SECRET_KEY_STEP, StandardPlugin, tests_step
@@ -38,6 +39,7 @@ class FlaskPlugin(StandardPlugin):
 
     name = "flask"
     display_name = "Flask"
+    signature = Signature(("flask",), "flask", "Flask")
     async_core = False
 
     def adapter_templates(self) -> Sequence[TemplateFile]:

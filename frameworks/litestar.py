@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..engine.detect import Signature
 from ..engine.project import ProjectLayout
 from ..engine.spec import Condition, TemplateFile
 from .base import SECRET_KEY_STEP, StandardPlugin, tests_step
@@ -26,6 +27,7 @@ class LitestarPlugin(StandardPlugin):
 
     name = "litestar"
     display_name = "Litestar"
+    signature = Signature(("litestar",), "litestar", "Litestar")
 
     def adapter_templates(self) -> Sequence[TemplateFile]:
         return _ADAPTER

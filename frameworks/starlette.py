@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..engine.detect import Signature
 from ..engine.project import ProjectLayout
 from ..engine.spec import Condition, TemplateFile
 from .base import SECRET_KEY_STEP, StandardPlugin, tests_step
@@ -26,6 +27,7 @@ class StarlettePlugin(StandardPlugin):
 
     name = "starlette"
     display_name = "Starlette"
+    signature = Signature(("starlette",), "starlette", "Starlette")
 
     def adapter_templates(self) -> Sequence[TemplateFile]:
         return _ADAPTER

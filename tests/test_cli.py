@@ -114,8 +114,29 @@ def test_an_unknown_framework_exits_2_listing_the_supported_ones(project: Path) 
 
 
 def test_an_invalid_set_value_exits_2_saying_what_is_allowed(project: Path) -> None:
-    result = _invoke("add", "module", "session", "--yes", "--set", "ttl_seconds=5", "--project-dir", project)
-    _assert_exit(result, 2, "5 is not allowed for ttl_seconds; expected an integer from 300 to 31536000")
+    before = snapshot(project)
+    result = _invoke("add", "module", "session", "--yes", "--set", "audit=syslog", "--project-dir", project)
+    _assert_exit(result, 2, "'syslog' is not allowed for audit; expected one of: none, logger, sql, metrics")
+    result = _invoke("add", "module", "session", "--yes", "--set", "ttl_seconds=soon", "--project-dir", project)
+    _assert_exit(result, 2, "'soon' is not allowed for ttl_seconds; expected a whole number of seconds", "SESSION_TTL")
+    assert snapshot(project) == before
+
+
+def test_a_former_option_becomes_the_generated_default_with_a_notice(project: Path) -> None:
+    args = ("add", "module", "session", "--yes", "--set", "ttl_seconds=3600", "--project-dir", project)
+    result = _invoke(*args, "--set", "cookie_samesite=lax", "--json")
+    _assert_exit(result, 0)
+    report = json.loads(result.output)
+    notes = " ".join(report["notes"])
+    assert "ttl_seconds=3600 (from --set) is a run-time setting now" in notes
+    assert "DEFAULT_TTL" in notes
+    assert "SESSION_TTL changes it at run time" in notes
+    assert "cookie_samesite is a run-time setting now and 'lax' is already its default" in notes
+    assert "DEFAULT_TTL = timedelta(hours=1)" in (project / "app/sessions/settings.py").read_text()
+    # The lock keeps the value, so the next upgrade renders it again instead of the fixed default.
+    lock = json.loads((project / "session-kit.lock").read_text())
+    assert lock["modules"]["session"]["options"]["ttl_seconds"] == 3600
+    assert "cookie_samesite" not in lock["modules"]["session"]["options"]
 
 
 def test_an_unknown_set_key_exits_2_with_the_closest_name(project: Path) -> None:

@@ -29,20 +29,20 @@ def _answers(tmp_path: Path, text: str) -> Path:
 def test_each_source_wins_over_the_ones_below_it(tmp_path: Path, kit: Kit, project: Path) -> None:
     """default < lock < answers file < SESSION_KIT_* < --set, each layer visible in `sources`."""
     fresh = prepare(GenerateRequest(project_dir=project, kit=kit, environ={})).options
-    assert (fresh.values["cookie_samesite"], fresh.sources["cookie_samesite"]) == ("lax", "default")
-    recorded = ("ttl_seconds=1000", "idle_timeout_seconds=1000", "cookie_name=from-lock", "cookie_samesite=strict")
+    assert (fresh.values["transport"], fresh.sources["transport"]) == ("cookie", "default")
+    recorded = ("transport=header", "audit=none", "token_format=jwt", "management_routes=true")
     generate(GenerateRequest(project_dir=project, kit=kit, assignments=recorded, environ={}))
-    answers = _answers(tmp_path, "ttl_seconds: 2000\nidle_timeout_seconds: 2000\ncookie_name: from-answers\n")
-    environ = {"SESSION_KIT_TTL_SECONDS": "3000", "SESSION_KIT_IDLE_TIMEOUT_SECONDS": "3000"}
+    answers = _answers(tmp_path, "audit: sql\ntoken_format: opaque\nmanagement_routes: false\n")
+    environ = {"SESSION_KIT_TOKEN_FORMAT": "jwt", "SESSION_KIT_MANAGEMENT_ROUTES": "true"}
     request = GenerateRequest(
-        project_dir=project, kit=kit, answers_file=answers, environ=environ, assignments=("ttl_seconds=4000",)
+        project_dir=project, kit=kit, answers_file=answers, environ=environ, assignments=("management_routes=no",)
     )
     options = prepare(request).options
     expected = {
-        "cookie_samesite": ("strict", "lock"),
-        "cookie_name": ("from-answers", "answers"),
-        "idle_timeout_seconds": (3000, "environment"),
-        "ttl_seconds": (4000, "--set"),
+        "transport": ("header", "lock"),
+        "audit": ("sql", "answers"),
+        "token_format": ("jwt", "environment"),
+        "management_routes": (False, "--set"),
     }
     assert {name: (options.values[name], options.sources[name]) for name in expected} == expected
 
@@ -195,8 +195,20 @@ def test_a_missing_answers_file_is_named(tmp_path: Path, spec: OptionSpecSet) ->
     assert str(tmp_path / "nope.yaml") in str(caught.value)
 
 
-def test_a_constraint_between_options_is_enforced_after_merging() -> None:
-    spec = Kit().options
-    with pytest.raises(OptionError, match=r"idle_timeout_seconds=9000 \(from --set\) exceeds ttl_seconds=3600"):
-        resolve(spec, assignments={"idle_timeout_seconds": 9000, "ttl_seconds": 3600})
-    assert resolve(spec, assignments={"idle_timeout_seconds": 3600, "ttl_seconds": 3600}).values["ttl_seconds"] == 3600
+def test_a_constraint_between_options_is_enforced_after_merging(tmp_path: Path) -> None:
+    from session_kit.engine.spec import load_option_specs
+
+    text = """
+    options:
+      idle:
+        {type: integer, default: 60, min: 1, max: 100000, help: Idle., prompt: Idle?}
+      ttl:
+        {type: integer, default: 600, min: 1, max: 100000, help: Lifetime., prompt: Lifetime?}
+    constraints:
+      - {option: idle, at_most: ttl, message: the idle timeout cannot be longer than the lifetime}
+    """
+    build_file_tree(tmp_path, {"base.yaml": text})
+    spec = load_option_specs(tmp_path / "base.yaml")
+    with pytest.raises(OptionError, match=r"idle=9000 \(from --set\) exceeds ttl=3600"):
+        resolve(spec, assignments={"idle": 9000, "ttl": 3600})
+    assert resolve(spec, assignments={"idle": 3600, "ttl": 3600}).values["ttl"] == 3600

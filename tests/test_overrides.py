@@ -78,11 +78,25 @@ def test_reserved_variables_configure_the_kit_and_are_not_options(spec: OptionSp
 
 
 def test_environment_warnings_reach_the_report(kit: Kit, project: Path) -> None:
-    environ = {"SESSION_KIT_TTL_SECONDS": "5", "SESSION_KIT_TTL": "5", "SESSION_KIT_IDLE_TIMEOUT_SECONDS": "60"}
+    environ = {"SESSION_KIT_AUDIT": "none", "SESSION_KIT_AUDT": "sql"}
     report = generate(GenerateRequest(project_dir=project, kit=kit, environ=environ))
-    assert report.options["ttl_seconds"] == 300
-    assert "SESSION_KIT_TTL_SECONDS=5 is out of range; clamped to 300" in report.warnings
-    assert any(w.startswith("SESSION_KIT_TTL is not a session-kit option") for w in report.warnings)
+    assert report.options["audit"] == "none"
+    assert any(w.startswith("SESSION_KIT_AUDT is not a session-kit option") for w in report.warnings)
+    assert any("did you mean SESSION_KIT_AUDIT?" in w for w in report.warnings)
+
+
+def test_a_former_option_in_the_environment_still_sets_the_generated_default(kit: Kit, project: Path) -> None:
+    environ = {"SESSION_KIT_TTL_SECONDS": "3600"}
+    report = generate(GenerateRequest(project_dir=project, kit=kit, environ=environ))
+    assert report.options["ttl_seconds"] == 3600
+    assert any("ttl_seconds=3600 (from environment)" in n and "SESSION_TTL" in n for n in report.notes)
+
+
+def test_a_bad_former_option_in_the_environment_names_the_variable(kit: Kit, project: Path) -> None:
+    before = snapshot(project)
+    with pytest.raises(OptionError, match=r"SESSION_KIT_COOKIE_SAMESITE: 'loose' is not allowed for cookie_samesite"):
+        generate(GenerateRequest(project_dir=project, kit=kit, environ={"SESSION_KIT_COOKIE_SAMESITE": "loose"}))
+    assert snapshot(project) == before
 
 
 # --- hooks -------------------------------------------------------------------------------------
@@ -97,33 +111,39 @@ def test_before_render_changes_options_and_the_lock_records_them(kit: Kit, proje
         project,
         """
         def before_render(options):
-            return {"idle_timeout_seconds": options["idle_timeout_seconds"] * 2, "cookie_samesite": "strict"}
+            return {"audit": "none" if options["csrf"] else "sql", "cookie_samesite": "strict"}
         """,
     )
     prepared = prepare(GenerateRequest(project_dir=project, kit=kit, environ={}))
-    assert prepared.options.values["idle_timeout_seconds"] == 3600  # computed from the resolved default
-    assert prepared.options.sources["cookie_samesite"] == "hooks"
+    assert prepared.options.values["audit"] == "none"  # computed from the resolved default
+    assert prepared.options.sources["cookie_samesite"] == "hooks"  # a former option, kept as a default
     generate(GenerateRequest(project_dir=project, kit=kit, environ={}))
     lock = json.loads((project / "session-kit.lock").read_text())
+    assert lock["modules"]["session"]["options"]["audit"] == "none"
     assert lock["modules"]["session"]["options"]["cookie_samesite"] == "strict"
 
 
 def test_before_render_may_return_nothing(kit: Kit, project: Path) -> None:
-    _hooks(project, "def before_render(options):\n    options['ttl_seconds'] = 1  # a copy: no effect\n")
-    assert prepare(GenerateRequest(project_dir=project, kit=kit, environ={})).options.values["ttl_seconds"] == 604800
+    _hooks(project, "def before_render(options):\n    options['audit'] = 'sql'  # a copy: no effect\n")
+    assert prepare(GenerateRequest(project_dir=project, kit=kit, environ={})).options.values["audit"] == "logger"
 
 
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
         (
-            '{"ttl_seconds": 5}',
-            "5 is not allowed for ttl_seconds; expected an integer from 300 to 31536000 (from hooks)",
+            '{"audit": "syslog"}',
+            "'syslog' is not allowed for audit; expected one of: none, logger, sql, metrics (from hooks)",
+        ),
+        (
+            '{"ttl_seconds": 0}',
+            "0 is not allowed for ttl_seconds; expected a whole number of seconds greater than 0 "
+            "(from hooks; it is the run-time setting SESSION_TTL now)",
         ),
         ('{"ttl_second": 900}', "before_render returned unknown option 'ttl_second' (did you mean 'ttl_seconds'?)"),
         ('["ttl_seconds"]', "before_render must return a mapping of option changes or None"),
     ],
-    ids=["invalid value", "unknown option", "not a mapping"],
+    ids=["invalid value", "invalid former option", "unknown option", "not a mapping"],
 )
 def test_before_render_changes_are_validated_again(kit: Kit, project: Path, changes: str, message: str) -> None:
     _hooks(project, f"def before_render(options):\n    return {changes}\n")

@@ -19,7 +19,9 @@ from session_kit.generate import GenerateReport, GenerateRequest, generate
 
 MANAGER = "app/sessions/manager.py"
 SETTINGS = "app/sessions/settings.py"
-SAMESITE_SETTINGS = {"core/settings.py.j2": "# {{ package }}\nSAMESITE = {{ options.cookie_samesite | py }}\n"}
+SAMESITE_SETTINGS = {
+    "core/settings.py.j2": "# {{ package }}\nSAMESITE = {{ options.cookie_samesite | default('lax') | py }}\n"
+}
 
 # The plan of a fresh project with an `app` package, on the default options.
 GOLDEN_PLAN = [

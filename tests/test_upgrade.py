@@ -123,7 +123,7 @@ def test_a_generated_file_the_user_deleted_stays_deleted(project: Path, kit_v2: 
 
 
 def test_option_change_via_set_on_a_modified_project(tmp_path: Path) -> None:
-    bodies = {SETTINGS: stand_in_body(SETTINGS) + "SAMESITE = {{ options.cookie_samesite | py }}\n"}
+    bodies = {SETTINGS: stand_in_body(SETTINGS) + "SAMESITE = {{ options.cookie_samesite | default('lax') | py }}\n"}
     kit = build_kit(tmp_path / "kit", bodies=bodies)
     root = new_project(tmp_path / "project")
     generate(GenerateRequest(project_dir=root, kit=kit))
@@ -374,7 +374,7 @@ def test_a_project_from_a_newer_kit_is_not_downgraded(tmp_path: Path, kit_v1: Ki
 
 
 def test_add_with_a_changed_option_keeps_the_merge_base_of_an_edited_file(tmp_path: Path) -> None:
-    bodies = {SETTINGS: stand_in_body(SETTINGS) + "SAMESITE = {{ options.cookie_samesite | py }}\n"}
+    bodies = {SETTINGS: stand_in_body(SETTINGS) + "SAMESITE = {{ options.cookie_samesite | default('lax') | py }}\n"}
     kit = build_kit(tmp_path / "kit", bodies=bodies)
     root = new_project(tmp_path / "project")
     generate(GenerateRequest(project_dir=root, kit=kit))
