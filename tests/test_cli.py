@@ -67,6 +67,31 @@ def test_help_works_for_every_command(path: tuple[str, ...]) -> None:
     _assert_exit(result, 0, "Usage:")
 
 
+@pytest.mark.parametrize("path", ALL_COMMANDS, ids=lambda path: " ".join(path) or "session-kit")
+def test_help_shows_no_type_beside_a_flag_and_names_each_value(path: tuple[str, ...]) -> None:
+    output = _invoke(*path, "--help").output
+    for typed in ("<bool>", "<str>", "<path>", "<int>"):
+        assert typed not in output, f"{' '.join(path)} --help shows {typed}"
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    for param in command.params:
+        if param.param_type_name == "option" and not param.is_flag:
+            assert param.metavar, f"{' '.join(path)}: {param.opts[0]} takes a value but names none"
+            assert param.metavar in output
+
+
+def test_add_module_help_names_the_real_frameworks_and_every_option() -> None:
+    output = " ".join(_invoke("add", "module", "--help").output.split())  # rich wraps long lines
+    for framework in PLUGINS:
+        assert framework in output
+    for metavar in ("--framework NAME", "--project-dir DIR", "--package NAME", "--answers FILE", "--set KEY=VALUE"):
+        assert " ".join(metavar.split()) in " ".join(output.replace("│", " ").split())
+    for option in Kit().options.options:
+        listed = f"{option.name} ({', '.join(option.choices or ('true', 'false'))}"
+        assert listed in output, f"add module --help does not list {listed})"
+
+
 def test_version_flag_prints_the_package_version() -> None:
     from session_kit import __version__
 

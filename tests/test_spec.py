@@ -568,3 +568,48 @@ def test_defaults_that_break_a_constraint_are_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(SpecError, match="the defaults break this rule: a cannot exceed b"):
         load_option_specs(path)
+
+
+RUNTIME_DEFAULTS = """
+runtime_defaults:
+  ttl_seconds:
+    constant: DEFAULT_TTL
+    variable: SESSION_TTL
+    kind: seconds
+    default: 600
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "allowed"),
+    [
+        ("constant: DEFAULT_TTL", "constant: TTL", "runtime_defaults.ttl_seconds.constant", "expected DEFAULT_<NAME>"),
+        ("variable: SESSION_TTL", "variable: TTL", "runtime_defaults.ttl_seconds.variable", "expected SESSION_<NAME>"),
+        ("kind: seconds", "kind: hours", "runtime_defaults.ttl_seconds.kind", "allowed: seconds, count, limit"),
+        ("default: 600", "default: 0", "runtime_defaults.ttl_seconds.default", "a whole number of seconds"),
+        ("kind: seconds", "kind: seconds\n    choices: [a]", "runtime_defaults.ttl_seconds.choices", "only for"),
+    ],
+    ids=["constant", "variable", "kind", "default", "choices on seconds"],
+)
+def test_runtime_default_errors_name_file_line_key_and_what_is_allowed(
+    tmp_path: Path, old: str, new: str, key: str, allowed: str
+) -> None:
+    # The stand-in spec's own ttl_seconds option would clash with the name: rename it first.
+    text = OPTIONS_YAML.replace("ttl_seconds:", "lifetime:") + replace_once(RUNTIME_DEFAULTS, old, new)
+    path = _write(tmp_path, "base.yaml", text)
+    with pytest.raises(SpecError) as caught:
+        load_option_specs(path)
+    assert key in str(caught.value)
+    assert allowed in str(caught.value)
+
+
+def test_a_runtime_default_cannot_also_be_an_option(tmp_path: Path) -> None:
+    path = _write(tmp_path, "base.yaml", OPTIONS_YAML + RUNTIME_DEFAULTS)
+    with pytest.raises(SpecError, match=r"runtime_defaults\.ttl_seconds: ttl_seconds is an option too"):
+        load_option_specs(path)
+
+
+def test_an_option_help_longer_than_one_line_is_refused(tmp_path: Path) -> None:
+    text = replace_once(OPTIONS_YAML, "help: Web framework.", "help: " + "word " * 30)
+    with pytest.raises(SpecError, match=r"options\.framework\.help: help is one line of at most 100 characters"):
+        load_option_specs(_write(tmp_path, "base.yaml", text))
