@@ -87,9 +87,7 @@ class TestStatelessRevocation:
             assert holding(client, token).get("/me").status_code == 401
             assert holding(client, token).get("/get").json() == {"value": None, "user": None}
 
-    def test_a_logout_reaches_another_process_within_the_check_interval(
-        self, sessions: ModuleType, clock: Any
-    ) -> None:
+    def test_a_logout_reaches_another_process_within_the_check_interval(self, sessions: ModuleType, clock: Any) -> None:
         shared = sessions.MemoryStore(1000, clock=clock)
         first, _ = stateless_app(sessions, clock, shared)
         second, _ = stateless_app(sessions, clock, shared)
