@@ -42,6 +42,18 @@ def merge3(
         return MergeResult(ours, 0)
     if ours == base:
         return MergeResult(theirs, 0)
+    if _converted_to_crlf(base, ours):
+        # An editor that rewrote every line ending changed no line the kit cares
+        # about: merge on the kit's endings, then give the file its endings back.
+        merged = merge3(
+            base,
+            ours.replace(b"\r\n", b"\n"),
+            theirs,
+            ours_label=ours_label,
+            base_label=base_label,
+            theirs_label=theirs_label,
+        )
+        return MergeResult(merged.data.replace(b"\n", b"\r\n"), merged.conflicts)
     base_lines = base.splitlines(keepends=True)
     ours_lines = ours.splitlines(keepends=True)
     theirs_lines = theirs.splitlines(keepends=True)
@@ -127,6 +139,16 @@ def _conflict(mine: Lines, base: Lines, new: Lines, eol: bytes, ours: str, base_
         *block(new),
         b">>>>>>> " + theirs.encode() + eol,
     ]
+
+
+def _converted_to_crlf(base: bytes, ours: bytes) -> bool:
+    """Whether `ours` ends every line with CRLF where `base` used plain LF."""
+    return (
+        b"\r" not in base
+        and b"\r\n" in ours
+        and ours.count(b"\n") == ours.count(b"\r\n")
+        and ours.count(b"\r") == ours.count(b"\r\n")
+    )
 
 
 def _eol(data: bytes) -> bytes:
