@@ -34,7 +34,7 @@ DOC_KEYS = (
     "api-reference",
 )
 # Pages a module may add to its documentation map beyond the required ones.
-OPTIONAL_DOC_KEYS = ("stores", "performance")
+OPTIONAL_DOC_KEYS = ("stores", "performance", "architecture")
 TARGETS = ("package", "tests")
 # Patterns are applied with fullmatch: `$` alone would let a trailing newline through.
 _SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?")
