@@ -15,6 +15,7 @@ from .engine.apply import Write, apply_writes, changes_disk
 from .engine.context import build_context, requirements_for, select_templates
 from .engine.detect import FrameworkDetection, detect_framework, detect_package
 from .engine.guard import guarded
+from .engine.hoststyle import restyle
 from .engine.kit import Kit
 from .engine.options import ResolvedOptions, check_hook_changes, parse_assignments, read_answers_file, resolve
 from .engine.plan import Action, FilePlan, build_plan
@@ -31,6 +32,7 @@ from .engine.project import (
 )
 from .engine.spec import OptionSpec, OptionSpecSet
 from .engine.state import VENDOR_RECORD
+from .engine.testreqs import imported_requirements
 from .engine.versions import version_key
 from .errors import OptionError, ProjectError, UserError
 from .frameworks import PLUGINS, FrameworkPlugin, RenderedFile, get_plugin
@@ -200,11 +202,12 @@ def prepare(request: GenerateRequest, *, allow_framework_change: bool = False) -
     # 4-6. Render core + adapter through the framework plugin.
     templates = select_templates(manifest, plugin, options.values)
     context = build_context(kit, layout, plugin, options.values, version)
-    rendered = plugin.render(kit.renderer, templates, context, layout, hooks)
+    # In the host's own style (its ruff or black configuration), so its tools find nothing to change.
+    rendered, style_notes = restyle(root, plugin.render(kit.renderer, templates, context, layout, hooks))
     _refuse_kit_outputs(root, kit, rendered)
     if detection is not None:
         detected = {"framework": _framework_line(detection, options, request), **detected}
-    notes = (*(detection.notes if detection else ()), *options.notices)
+    notes = (*(detection.notes if detection else ()), *options.notices, *style_notes)
     return Prepared(kit, version, root, lock, previous, layout, options, plugin, rendered, detected, notes)
 
 
@@ -261,6 +264,8 @@ def _generate(request: GenerateRequest) -> GenerateReport:
     # 7. Plan against the disk and the previous lock.
     plans = build_plan(root, prepared.rendered, previous, request.force)
     requirements, test_requirements = requirements_for(manifest, values)
+    # Only what this project's generated tests import (Flask's tests need neither httpx nor hypothesis).
+    test_requirements = imported_requirements(test_requirements, prepared.rendered, layout.tests_dir)
     report = GenerateReport(
         module=manifest.name,
         version=prepared.version,

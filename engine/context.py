@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SpecError
+from .hoststyle import read_host_style
 from .project import ProjectLayout
 from .render import python_literal, timedelta_literal
 from .spec import ModuleManifest, OptionSpecSet, RuntimeDefault, TemplateFile
@@ -55,6 +56,9 @@ def build_context(
         "csrf": bool(options.get("csrf", False)),
         "management": bool(options.get("management_routes", False)),
         "audit": str(options.get("audit", "none")),
+        # The host's oldest Python (its ruff/black target-version or requires-python; 3.11 without one):
+        # `type X = ...` aliases and PEP 695 generics only when every supported Python has them.
+        "py312": read_host_style(layout.root).target >= (3, 12),
         # Python source of the runtime defaults an older project still sets, by constant;
         # the settings template falls back to its fixed default for every other one.
         "carried": carried_defaults(kit.options, options),
