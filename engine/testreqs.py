@@ -31,7 +31,11 @@ def imported_modules(sources: Iterable[bytes]) -> set[str]:
     """Every absolute module name the sources import, with the ones their imports imply."""
     found: set[str] = set()
     for source in sources:
-        for node in ast.walk(ast.parse(source)):
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue  # not Python (a kit may render other files into tests/): it imports nothing
+        for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 found.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
