@@ -251,3 +251,38 @@ def test_a_secret_key_rotation_keeps_jwts_signed_with_the_derived_key(sessions: 
     without, _ = build_app(sessions, clock, store, secret_key=new_key)
     with TestClient(without, base_url=BASE_URL) as client:
         assert refused(client, token)
+
+
+def test_a_verified_token_is_checked_once_and_its_expiry_every_time(sessions: ModuleType, clock: Any) -> None:
+    _, manager = build_app(sessions, clock, jwt_secrets=[KEY])
+    codec = manager.codec
+    signature_checks: list[str] = []
+    original = codec._signed_claims
+
+    def counting(raw: str, *args: Any) -> Any:
+        signature_checks.append(raw)
+        return original(raw, *args)
+
+    codec._signed_claims = counting
+    token = codec.encode(sessions.tokens.issue_token(), _record(sessions, clock, lifetime=timedelta(minutes=5)))
+    first, second = codec.decode(token), codec.decode(token)
+
+    assert first is not None
+    assert first == second
+    assert signature_checks == [token]  # the second request reused the verified claims
+    clock.advance(timedelta(minutes=6))
+    assert codec.decode(token) is None  # a remembered token still expires
+    assert codec.decode(token[:-2] + ("AA" if not token.endswith("AA") else "BB")) is None
+
+
+def _record(sessions: ModuleType, clock: Any, *, lifetime: timedelta) -> Any:
+    now = clock()
+    return sessions.SessionRecord(
+        session_id="s",
+        secret_hash="",
+        data={},
+        principal=None,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + lifetime,
+    )
