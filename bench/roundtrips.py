@@ -42,7 +42,10 @@ REPEAT = int(os.environ.get("SESSION_BENCH_ROUNDTRIP_REPEAT", "10"))
 LIMIT = 10  # sessions per principal: sign-ins check it, and listing 5 stays under it
 LISTED = 5
 PACKAGE = "benchops"
-# Per operation: the target for Redis (round trips) and for PostgreSQL (statements).
+# Per operation: the target for Redis (round trips) and for PostgreSQL (statements). Every
+# request but the two reads first loads its session (the unchanged read's cost); the target
+# is for the operation itself, what the request costs beyond that load.
+_WHOLE_REQUEST = ("unchanged read", "read, touch due")
 TARGETS: dict[str, tuple[int | None, int | None]] = {
     "unchanged read": (1, 1),
     "read, touch due": (1, 1),
@@ -300,11 +303,21 @@ def report(results: dict[str, dict[str, dict[str, float]]], console: Console) ->
         ):
             if target is None or store not in results:
                 continue
-            value = results[store][name][key]
+            total = results[store][name][key]
+            load = 0.0 if name in _WHOLE_REQUEST else results[store]["unchanged read"][key]
+            value = total - load
             met = value <= target
             unit = "round trip" if store == "Redis" else "statement"
-            verdicts[f"{store}: {name}"] = {"value": value, "target": target, "better": "lower", "met": met}
-            notes.append(f"{store} {target} {unit}: " + ("[green]met[/]" if met else f"[red]missed ({value:.1f})[/]"))
+            verdicts[f"{store}: {name}"] = {
+                "value": value,
+                "request": total,
+                "target": target,
+                "better": "lower",
+                "met": met,
+            }
+            after = f" after the load ({total:.0f} in all)" if load else ""
+            verdict = "[green]met[/]" if met else f"[red]missed ({value:.1f})[/]"
+            notes.append(f"{store} {target} {unit}{after}: {verdict}")
         table.add_row(name, *cells, "; ".join(notes))
     console.print(table)
     return verdicts
