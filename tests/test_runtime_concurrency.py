@@ -40,7 +40,9 @@ def _store_url(kind: str, tmp_path: Path) -> str:
     if kind == "file":
         return f"file://{tmp_path / 'sessions'}"
     if kind == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}?session_table=sk_conc_{suffix}"
+        # One file, one writer at a time: 1,000 sign-ins queue behind each other, so on a busy
+        # CI machine the wait for the write lock needs more than the 5 s default.
+        return f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}?session_table=sk_conc_{suffix}&timeout=60"
     if kind == "postgresql":
         return f"{require_server('PostgreSQL', POSTGRES_URL)}?session_table=sk_conc_{suffix}"
     if kind == "mariadb":
