@@ -197,10 +197,7 @@ def read_pending(root: Path) -> Pending | None:
     if not path.is_file():
         return None
     check = Checker(path, _PENDING_REMEDY)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise check.fail("", f"not a readable record of an unfinished upgrade ({exc})") from None
+    raw = check.read_json("record of an unfinished upgrade")
     body = check.mapping(raw, "(top level)")
     name = check.string(check.field(body, "module", ""), "module")
     lock_text = check.string(check.field(body, "lock", ""), "lock")

@@ -53,10 +53,7 @@ def _read_entry(root: Path, number: int, directory: PurePosixPath) -> HistoryEnt
     """Parse one manifest; DamagedState naming the key when it is not what record_writes wrote."""
     path = root / directory / MANIFEST
     check = Checker(path, _remedy(directory))
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise check.fail("", f"not a readable history manifest ({exc})") from None
+    raw = check.read_json("history manifest")
     body = check.mapping(raw, "(top level)")
     saved = []
     for rel, info in check.mapping(check.field(body, "files", ""), "files").items():

@@ -31,7 +31,7 @@ from typing import Any
 
 from ..errors import DamagedState
 from .project import STATE_DIR
-from .statecheck import SHA256
+from .statecheck import SHA256, Checker
 
 JOURNAL = PurePosixPath(STATE_DIR, "journal.json")
 JOURNAL_FORMAT = 1
@@ -130,11 +130,7 @@ def read_journal(root: Path) -> Journal | None:
     path = root / JOURNAL
     if not path.is_file():
         return None
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DamagedState(path, "", f"not a readable journal ({exc})", _REMEDY) from None
-    return _parse(path, raw)
+    return _parse(path, Checker(path, _REMEDY).read_json("journal"))
 
 
 def _parse(path: Path, raw: Any) -> Journal:

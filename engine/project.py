@@ -202,10 +202,7 @@ def read_lock(root: Path) -> Lock | None:
     if not path.exists():
         return None
     check = Checker(path, LOCK_REMEDY)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise check.fail("", f"not a readable session-kit lock ({exc})") from None
+    raw = check.read_json("session-kit lock")
     raw = check.mapping(raw, "(top level)")
     lock_format = check.field(raw, "lock_format", "")
     if lock_format != LOCK_FORMAT:

@@ -6,6 +6,7 @@ the dotted key and what to do about it.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -26,6 +27,13 @@ class Checker:
 
     def fail(self, key: str, problem: str) -> DamagedState:
         return DamagedState(self.path, key, problem, self.remedy)
+
+    def read_json(self, what: str) -> Any:
+        """The file's JSON document; DamagedState saying it is no readable `what` when it is not."""
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise self.fail("", f"not a readable {what} ({exc})") from None
 
     def field(self, body: Mapping[str, Any], key: str, where: str) -> Any:
         if key not in body:
